@@ -1,0 +1,105 @@
+"""Registers YAML-defined variants in timm's model registry, one generic entrypoint per variant."""
+import difflib
+import logging
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Union
+
+import timm.models
+
+from ..models import tl_vit
+from .schema import Variant, VariantConfigError, parse_variant_file
+
+__all__ = ['builtin_config_dir', 'get_variant', 'list_variants', 'register_builtin_variants', 'register_variants']
+
+_logger = logging.getLogger(__name__)
+_variants: Dict[str, Variant] = {}
+
+# Pretrained-cfg fields every TokenLearner ViT shares; the YAML files hold everything that varies.
+_FAMILY_CFG = dict(num_classes=1000, first_conv='patch_embed.proj', classifier='head', fixed_input_size=True)
+
+
+def builtin_config_dir() -> Path:
+    """The folder of the shipped variant YAML files: inside the installed package, or ``configs/`` of a checkout."""
+    packaged = Path(__file__).resolve().parents[1] / 'configs'
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / 'configs'
+
+
+def _as_timm_cfg(fields: Dict[str, Any], variant: Variant) -> Dict[str, Any]:
+    cfg = dict(_FAMILY_CFG, **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    if variant.architecture.get('dynamic_img_size', False):
+        cfg['fixed_input_size'] = False
+    return cfg
+
+
+def _make_entrypoint(variant: Variant) -> Callable[..., tl_vit.TokenLearnerVisionTransformer]:
+    model_args = dict(variant.architecture)
+
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> tl_vit.TokenLearnerVisionTransformer:
+        return tl_vit.create_tl_vit(variant.name, pretrained=pretrained, **dict(model_args, **kwargs))
+
+    entrypoint.__name__ = entrypoint.__qualname__ = variant.name
+    entrypoint.__module__ = tl_vit.__name__
+    entrypoint.__doc__ = f'{variant.description}\n\nDefined in {variant.path.name}.'
+    return entrypoint
+
+
+def _check_names(variants: List[Variant]) -> None:
+    seen: Dict[str, Path] = {name: v.path for name, v in _variants.items()}
+    for variant in variants:
+        if variant.name in seen:
+            raise VariantConfigError(
+                f"{variant.path}: variant '{variant.name}': key 'variants': duplicate name, "
+                f'already defined in {seen[variant.name]}')
+        if timm.models.is_model(variant.name):
+            raise VariantConfigError(
+                f"{variant.path}: variant '{variant.name}': key 'variants': clashes with a model timm already "
+                f'registers; pick another name')
+        seen[variant.name] = variant.path
+
+
+def register_variants(paths: Union[str, Path, Iterable[Union[str, Path]]]) -> List[str]:
+    """Registers the variants of one or more YAML files with timm; returns their names.
+
+    All files are validated before anything is registered, so a bad file registers nothing.
+
+    Raises:
+        VariantConfigError: a file breaks the schema, or a name is taken (by us or by timm).
+    """
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    variants = [v for path in paths for v in parse_variant_file(path)]
+    _check_names(variants)
+    for variant in variants:
+        if variant.tags:
+            cfgs = {f'{variant.name}.{tag}': _as_timm_cfg({**variant.pretrained_cfg, **fields}, variant)
+                    for tag, fields in variant.tags.items()}
+        else:
+            cfgs = {variant.name: _as_timm_cfg(variant.pretrained_cfg, variant)}
+        tl_vit.default_cfgs.update(timm.models.generate_default_cfgs(cfgs))
+        timm.models.register_model(_make_entrypoint(variant))
+        _variants[variant.name] = variant
+    _logger.debug('registered %d TokenLearner variants from %s', len(variants), ', '.join(map(str, paths)))
+    return [v.name for v in variants]
+
+
+def register_builtin_variants() -> List[str]:
+    """Registers every shipped ``configs/*.yaml`` (training recipes in sub-folders are not variants)."""
+    return register_variants(sorted(builtin_config_dir().glob('*.yaml')))
+
+
+def list_variants() -> List[str]:
+    """Names of every registered TokenLearner variant, sorted."""
+    return sorted(_variants)
+
+
+def get_variant(name: str) -> Variant:
+    """The registered variant ``name`` (a pretrained tag after '.' is ignored).
+
+    Raises:
+        KeyError: no such variant; the message lists close names.
+    """
+    arch = timm.models.get_arch_name(name)
+    if arch not in _variants:
+        close = difflib.get_close_matches(arch, list(_variants), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see tl_models.list_variants()"
+        raise KeyError(f"unknown TokenLearner model '{arch}'{hint}")
+    return _variants[arch]

@@ -1,0 +1,251 @@
+"""The schema of a variant YAML file, and its parser.
+
+A file holds optional ``defaults`` and a mapping of ``variants``. A variant's ``architecture`` and
+``pretrained_cfg`` deep-merge over the defaults; its ``tags``, if given, replace the default tags::
+
+    defaults:
+      architecture: {patch_size: 16, embed_dim: 768, depth: 12, num_heads: 12}
+      pretrained_cfg: {input_size: [3, 224, 224], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}
+    variants:
+      tl_vit_base_patch16_224_8at6:
+        description: ViT-B/16 with 8 tokens learned before block 6.
+        architecture: {num_tokens: 8, tokenlearner_loc: 6}
+        tags:
+          vit_augreg2_in21k_ft_in1k: {hf_hub_id: timm/vit_base_patch16_224.augreg2_in21k_ft_in1k}
+
+Every error is a :class:`VariantConfigError` that names the file, the variant and the key.
+"""
+import copy
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import yaml
+
+__all__ = ['Variant', 'VariantConfigError', 'parse_variant_file']
+
+NAME_PATTERN = re.compile(r'tl_[a-z0-9_]+')
+TAG_PATTERN = re.compile(r'[a-z0-9_]+')
+
+
+class VariantConfigError(ValueError):
+    """A variant YAML file breaks the schema; the message names the file, the variant and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One validated model variant.
+
+    Attributes:
+        name: The timm model name (``tl_...``).
+        path: The YAML file that defines it.
+        description: One line for docs and ``--list``.
+        architecture: ``TokenLearnerVisionTransformer`` keyword arguments.
+        pretrained_cfg: timm pretrained-cfg fields of the untagged model (input size, mean/std, crop, license, ...).
+        tags: Pretrained tag -> pretrained-cfg fields overriding ``pretrained_cfg`` (``hf_hub_id`` for the weights).
+    """
+    name: str
+    path: Path
+    description: str
+    architecture: Dict[str, Any]
+    pretrained_cfg: Dict[str, Any]
+    tags: Dict[str, Dict[str, Any]]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return _is_int(v) or isinstance(v, float)
+
+
+def _list_of(check: Callable[[Any], bool], length: int = 0) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list) and all(check(x) for x in v) and (not length or len(v) == length)
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+def _or_null(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+_INT = ('an integer', _is_int)
+_NUMBER = ('a number', _is_number)
+_BOOL = ('true or false', lambda v: isinstance(v, bool))
+_STR = ('a string', lambda v: isinstance(v, str))
+_SIZE = ('a list [channels, height, width] of integers', _list_of(_is_int, 3))
+_NUMBERS = ('a list of numbers', _list_of(_is_number))
+_POOL = ("one of '', 'avg', 'avgmax', 'max', 'token', 'map'", _one_of('', 'avg', 'avgmax', 'max', 'token', 'map'))
+
+ARCHITECTURE_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
+    'patch_size': _INT,
+    'embed_dim': _INT,
+    'depth': _INT,
+    'num_heads': _INT,
+    'mlp_ratio': _NUMBER,
+    'qkv_bias': _BOOL,
+    'qk_norm': _BOOL,
+    'init_values': ('a number or null', _or_null(_is_number)),
+    'class_token': _BOOL,
+    'reg_tokens': _INT,
+    'no_embed_class': _BOOL,
+    'pre_norm': _BOOL,
+    'final_norm': _BOOL,
+    'fc_norm': ('true, false or null', _or_null(lambda v: isinstance(v, bool))),
+    'global_pool': _POOL,
+    'dynamic_img_size': _BOOL,
+    'drop_rate': _NUMBER,
+    'pos_drop_rate': _NUMBER,
+    'proj_drop_rate': _NUMBER,
+    'attn_drop_rate': _NUMBER,
+    'drop_path_rate': _NUMBER,
+    'weight_init': ("one of '', 'jax', 'jax_nlhb', 'moco'", _one_of('', 'jax', 'jax_nlhb', 'moco')),
+    'num_tokens': _INT,
+    'tokenlearner_loc': _INT,
+    'use_v11': _BOOL,
+    'use_tokenfuse': _BOOL,
+    'tokenlearner_drop_rate': _NUMBER,
+}
+REQUIRED_ARCHITECTURE_KEYS = ('patch_size', 'embed_dim', 'depth', 'num_heads', 'num_tokens', 'tokenlearner_loc')
+
+PRETRAINED_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
+    'hf_hub_id': _STR,
+    'hf_hub_filename': _STR,
+    'input_size': _SIZE,
+    'test_input_size': _SIZE,
+    'fixed_input_size': _BOOL,
+    'interpolation': ("one of 'bicubic', 'bilinear', 'nearest'", _one_of('bicubic', 'bilinear', 'nearest')),
+    'crop_pct': ('a number in (0, 1]', lambda v: _is_number(v) and 0 < v <= 1),
+    'test_crop_pct': ('a number in (0, 1]', lambda v: _is_number(v) and 0 < v <= 1),
+    'crop_mode': ("one of 'center', 'squash', 'border'", _one_of('center', 'squash', 'border')),
+    'mean': _NUMBERS,
+    'std': _NUMBERS,
+    'num_classes': _INT,
+    'license': _STR,
+    'description': _STR,
+    'origin_url': _STR,
+    'paper_name': _STR,
+    'paper_ids': _STR,
+    'notes': _STR,
+}
+REQUIRED_PRETRAINED_KEYS = ('input_size', 'mean', 'std', 'crop_pct', 'license')
+VARIANT_KEYS = ('description', 'architecture', 'pretrained_cfg', 'tags')
+FILE_KEYS = ('defaults', 'variants')
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects duplicate keys instead of keeping the last one."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'duplicate key {key!r} (a name may be defined only once)', key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _merge_variant(defaults: Dict[str, Any], spec: Dict[str, Any]) -> Dict[str, Any]:
+    """``defaults`` overridden by ``spec``: mappings other than ``tags`` merge key by key."""
+    merged = copy.deepcopy(defaults)
+    for key, value in spec.items():
+        if key != 'tags' and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **copy.deepcopy(value)}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class _Checker:
+    """Raises :class:`VariantConfigError` with the file and variant in every message."""
+
+    def __init__(self, path: Path, variant: str = ''):
+        self.where = f'{path}' + (f": variant '{variant}'" if variant else '')
+
+    def fail(self, key: str, problem: str) -> None:
+        raise VariantConfigError(f"{self.where}: key '{key}': {problem}")
+
+    def mapping(self, value: Any, key: str) -> Dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f'expected a mapping, got {type(value).__name__} {value!r}')
+        return value
+
+    def known_keys(self, value: Dict[str, Any], prefix: str, allowed) -> None:
+        for key in value:
+            if key not in allowed:
+                self.fail(f'{prefix}{key}', f"unknown key; expected one of: {', '.join(allowed)}")
+
+    def typed(self, value: Dict[str, Any], prefix: str, schema, required=()) -> None:
+        self.known_keys(value, prefix, list(schema))
+        for key in required:
+            if key not in value:
+                self.fail(f'{prefix}{key}', 'missing required key')
+        for key, item in value.items():
+            expected, check = schema[key]
+            if not check(item):
+                self.fail(f'{prefix}{key}', f'expected {expected}, got {item!r}')
+
+
+def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -> Variant:
+    check = _Checker(path, str(name))
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        check.fail('variants', f"variant names must match 'tl_[a-z0-9_]+' (the tl_ prefix marks our models), got {name!r}")
+    spec = _merge_variant(defaults, check.mapping(spec, 'variants.' + name))
+    check.known_keys(spec, '', VARIANT_KEYS)
+    for key in ('architecture', 'pretrained_cfg'):
+        check.mapping(spec.get(key, None), key)
+    description = spec.get('description', '')
+    if not isinstance(description, str) or not description:
+        check.fail('description', f'expected a non-empty string, got {description!r}')
+
+    architecture = spec['architecture']
+    check.typed(architecture, 'architecture.', ARCHITECTURE_KEYS, REQUIRED_ARCHITECTURE_KEYS)
+    for key in ('patch_size', 'embed_dim', 'depth', 'num_heads'):
+        if architecture[key] < 1:
+            check.fail(f'architecture.{key}', f'expected a positive integer, got {architecture[key]}')
+    if architecture['num_tokens'] < 1:
+        check.fail('architecture.num_tokens', f"expected at least 1 learned token, got {architecture['num_tokens']}")
+    depth, loc = architecture['depth'], architecture['tokenlearner_loc']
+    if not 0 <= loc < depth:
+        check.fail('architecture.tokenlearner_loc', f'expected a block index in 0..{depth - 1} (depth {depth}), got {loc}')
+
+    pretrained_cfg = spec['pretrained_cfg']
+    check.typed(pretrained_cfg, 'pretrained_cfg.', PRETRAINED_KEYS, REQUIRED_PRETRAINED_KEYS)
+    if 'hf_hub_id' in pretrained_cfg:
+        check.fail('pretrained_cfg.hf_hub_id', 'weights belong to a pretrained tag: move hf_hub_id under tags.<tag>')
+
+    tags = check.mapping(spec.get('tags', {}) or {}, 'tags')
+    for tag, tag_cfg in tags.items():
+        if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+            check.fail(f'tags.{tag}', "tag names must match '[a-z0-9_]+'")
+        check.typed(check.mapping(tag_cfg, f'tags.{tag}'), f'tags.{tag}.', PRETRAINED_KEYS, ('hf_hub_id',))
+    return Variant(name, path, description, architecture, pretrained_cfg, tags)
+
+
+def parse_variant_file(path: Path) -> List[Variant]:
+    """Reads and validates one variant YAML file.
+
+    Raises:
+        VariantConfigError: unreadable or broken YAML, or a variant that breaks the schema.
+    """
+    path = Path(path)
+    try:
+        document = yaml.load(path.read_text(encoding='utf-8'), Loader=_UniqueKeyLoader)
+    except OSError as e:
+        raise VariantConfigError(f'{path}: cannot read the variant file: {e.strerror or e}') from e
+    except yaml.YAMLError as e:
+        raise VariantConfigError(f'{path}: not valid YAML: {e}') from e
+    check = _Checker(path)
+    check.known_keys(check.mapping(document, '<file>'), '', FILE_KEYS)
+    defaults = check.mapping(document.get('defaults', {}) or {}, 'defaults')
+    check.known_keys(defaults, 'defaults.', VARIANT_KEYS)
+    variants = check.mapping(document.get('variants', None), 'variants')
+    if not variants:
+        check.fail('variants', 'expected at least one variant')
+    return [_parse_variant(path, name, spec, defaults) for name, spec in variants.items()]
