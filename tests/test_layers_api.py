@@ -60,10 +60,16 @@ def test_learner_rejects_wrong_rank_and_channels(layer, shape, expected):
         layer(8, 768)(torch.randn(shape))
 
 
-@pytest.mark.parametrize('layer', [TokenLearner, TokenLearnerV11])
-def test_learner_rejects_a_grid_that_does_not_match(layer):
+def test_v1_rejects_a_grid_that_does_not_match():
     with pytest.raises(ValueError, match=r'grid_size \(3, 4\) holds 12 positions, the input \(2, 16, 8\) has N=16'):
-        layer(4, 8)(torch.randn(2, 16, 8), grid_size=(3, 4))
+        TokenLearner(4, 8)(torch.randn(2, 16, 8), grid_size=(3, 4))
+    with pytest.raises(ValueError, match=r'grid_size \(3, 4\) does not match the input grid \(4, 4\)'):
+        TokenLearner(4, 8)(torch.randn(2, 8, 4, 4), grid_size=(3, 4))
+
+
+def test_v11_needs_no_grid_and_ignores_one():
+    module, tokens = TokenLearnerV11(4, 8).eval(), torch.randn(2, 16, 8)
+    torch.testing.assert_close(module(tokens, grid_size=(3, 4)), module(tokens))
 
 
 @pytest.mark.parametrize('tokens, original, expected', [

@@ -65,12 +65,6 @@ def token_grid(x: torch.Tensor, grid_size: Optional[Tuple[int, int]], name: str)
     return side, side
 
 
-def check_grid_size(x: torch.Tensor, grid_size: Optional[Tuple[int, int]], name: str) -> None:
-    """Checks an optional ``grid_size`` against ``x`` (see :func:`token_grid`); ``None`` passes."""
-    if grid_size is not None:
-        token_grid(x, grid_size, name)
-
-
 def check_learned_tokens(tokens: torch.Tensor, num_tokens: int, original: torch.Tensor, channels: int) -> None:
     """Checks the TokenFuser inputs: tokens ``[B, S, C]`` against an original of batch B and C channels.
 

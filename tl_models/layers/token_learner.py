@@ -9,10 +9,9 @@ from typing import Final, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .layout import check_grid_size, flatten_tokens, token_grid
+from .layout import flatten_tokens, token_grid
 from .mlp import BottleneckMlp
 
-torch.fx.wrap('check_grid_size')
 torch.fx.wrap('flatten_tokens')
 torch.fx.wrap('token_grid')
 
@@ -109,12 +108,13 @@ class TokenLearnerV11(nn.Module):
 
     def spatial_weights(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """The weight each learned token gives each position: ``[B, S, N]``, each row sums to 1."""
-        tokens = flatten_tokens(x, self.in_channels, 'TokenLearnerV11')
-        check_grid_size(tokens, grid_size, 'TokenLearnerV11')
-        return self._weights(tokens)
+        return self._weights(flatten_tokens(x, self.in_channels, 'TokenLearnerV11'))
 
     def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        """Learns S tokens: ``[B, C, H, W]`` or ``[B, N, C]`` -> ``[B, S, C]``. ``grid_size``, if given, is checked."""
+        """Learns S tokens: ``[B, C, H, W]`` or ``[B, N, C]`` -> ``[B, S, C]``.
+
+        ``grid_size`` is not used (v1.1 needs no grid, and patch dropout may leave any N); it is accepted
+        so that both TokenLearner versions share one call signature.
+        """
         tokens = flatten_tokens(x, self.in_channels, 'TokenLearnerV11')  # [B, N, C]
-        check_grid_size(tokens, grid_size, 'TokenLearnerV11')
         return self._weights(tokens) @ tokens  # [B, S, C]

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
-__all__ = ['CheckpointMismatchError', 'LEARNER_PREFIXES', 'checkpoint_filter_fn', 'describe_source']
+__all__ = ['LEARNER_PREFIXES', 'CheckpointMismatchError', 'checkpoint_filter_fn', 'describe_source']
 
 _logger = logging.getLogger(__name__)
 LEARNER_PREFIXES = ('token_learners.', 'token_fusers.')

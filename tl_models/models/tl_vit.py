@@ -13,6 +13,7 @@ tokens, N patch tokens on an (H, W) grid, S learned tokens and C channels:
 - TokenLearner + TokenFuser: every block ``i >= L`` runs as ``x = r + TF_i(block_i(TL_i(r)), r)`` on the
   patch tokens (prefix tokens pass through the block beside the learned ones); the sequence stays ``[B, P+N, C]``.
 """
+import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -30,20 +31,22 @@ __all__ = ['TokenLearnerVisionTransformer', 'create_tl_vit']
 default_cfgs: Dict[str, DefaultCfg] = {}
 
 
-@torch.jit.interface
-class _LearnerInterface(nn.Module):
-    """What TorchScript needs to call a TokenLearner picked from ``token_learners`` by key."""
+with warnings.catch_warnings():  # torch 2.9+ deprecates TorchScript; timm's ViTs still support it, so do we
+    warnings.filterwarnings('ignore', message='`torch.jit.interface` is deprecated', category=FutureWarning)
 
-    def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        pass
+    @torch.jit.interface
+    class _LearnerInterface(nn.Module):
+        """What TorchScript needs to call a TokenLearner picked from ``token_learners`` by key."""
 
+        def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+            pass
 
-@torch.jit.interface
-class _FuserInterface(nn.Module):
-    """What TorchScript needs to call a TokenFuser picked from ``token_fusers`` by key."""
+    @torch.jit.interface
+    class _FuserInterface(nn.Module):
+        """What TorchScript needs to call a TokenFuser picked from ``token_fusers`` by key."""
 
-    def forward(self, tokens: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-        pass
+        def forward(self, tokens: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+            pass
 
 
 class TokenLearnerVisionTransformer(VisionTransformer):
@@ -159,7 +162,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             take_indices: List[int],
             last_index: int,
     ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Runs blocks ``0 .. last_index`` on ``[B, P+N, C]``; returns the output and the outputs of ``take_indices``."""
+        """Runs blocks ``0 .. last_index`` on ``[B, P+N, C]``; returns the output and those of ``take_indices``."""
         intermediates: List[torch.Tensor] = []
         for i, blk in enumerate(self.blocks):
             if i <= last_index:

@@ -195,7 +195,7 @@ class _Checker:
 def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -> Variant:
     check = _Checker(path, str(name))
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        check.fail('variants', f"variant names must match 'tl_[a-z0-9_]+' (the tl_ prefix marks our models), got {name!r}")
+        check.fail('variants', f"variant names must match 'tl_[a-z0-9_]+' (tl_ marks our models), got {name!r}")
     spec = _merge_variant(defaults, check.mapping(spec, 'variants.' + name))
     check.known_keys(spec, '', VARIANT_KEYS)
     for key in ('architecture', 'pretrained_cfg'):
@@ -213,7 +213,8 @@ def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -
         check.fail('architecture.num_tokens', f"expected at least 1 learned token, got {architecture['num_tokens']}")
     depth, loc = architecture['depth'], architecture['tokenlearner_loc']
     if not 0 <= loc < depth:
-        check.fail('architecture.tokenlearner_loc', f'expected a block index in 0..{depth - 1} (depth {depth}), got {loc}')
+        check.fail('architecture.tokenlearner_loc',
+                   f'expected a block index in 0..{depth - 1} (depth {depth}), got {loc}')
 
     pretrained_cfg = spec['pretrained_cfg']
     check.typed(pretrained_cfg, 'pretrained_cfg.', PRETRAINED_KEYS, REQUIRED_PRETRAINED_KEYS)
