@@ -1,0 +1,31 @@
+"""Fine-tune a TokenLearner ViT; with no arguments, trains the embedded default on scikit-learn's digits.
+
+    python scripts/train.py --output runs/digits
+    python scripts/train.py --config configs/train/finetune_folder.yaml --data-dir DATA --output runs/mine
+    torchrun --nproc_per_node 2 scripts/train.py --output runs/ddp
+    python scripts/train.py --resume runs/digits
+"""
+import argparse
+import logging
+import sys
+
+import tl_models  # noqa: F401  (registers the tl_ models with timm)
+from tl_models.train import TrainConfigError, add_arguments, config_from_args, train
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)
+    try:
+        summary = train(config_from_args(args))
+    except TrainConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(f"held-out top-1 accuracy: {summary['best_top1']:.2f}% (best of {summary['epochs']} epochs)")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

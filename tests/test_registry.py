@@ -1,0 +1,234 @@
+"""Variants from YAML: the shipped files, user files, and an error naming file, variant and key for each rule."""
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import yaml
+
+import tl_models
+from tl_models import VariantConfigError, register_variants
+from tl_models.registry import builtin_config_dir, parse_variant_file
+
+_names = (f'tl_test_{i}' for i in itertools.count())
+
+VALID = textwrap.dedent("""\
+    defaults:
+      architecture: {patch_size: 8, embed_dim: 32, depth: 2, num_heads: 2, class_token: false, global_pool: avg}
+      pretrained_cfg: {input_size: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], crop_pct: 1.0,
+                       license: apache-2.0}
+    variants:
+      NAME:
+        description: A tiny test variant.
+        architecture: {num_tokens: 4, tokenlearner_loc: 1}
+    """)
+
+
+def _write(tmp_path: Path, text: str, name: str = 'variants.yaml') -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _valid(tmp_path: Path, **replacements) -> tuple:
+    name = next(_names)
+    text = VALID.replace('NAME', name)
+    for old, new in replacements.items():
+        text = text.replace(old, new)
+    return _write(tmp_path, text, f'{name}.yaml'), name
+
+
+def test_shipped_files_define_the_registered_variants():
+    shipped = [v.name for path in sorted(builtin_config_dir().glob('*.yaml')) for v in parse_variant_file(path)]
+    assert sorted(shipped) == tl_models.list_variants() == sorted(timm.list_models('tl_*'))
+    assert not any(p.name == 'train' for p in builtin_config_dir().glob('*.yaml'))
+
+
+def test_shipped_variants_cover_the_paper_settings():
+    variants = {n: tl_models.get_variant(n) for n in tl_models.list_variants()}
+    arch = {n: v.architecture for n, v in variants.items()}
+    size = {n: tuple(v.pretrained_cfg['input_size'][1:]) for n, v in variants.items()}
+    # the official ImageNet config: B/16, v1.1, 16 tokens at block 9, no fuser, GAP head
+    official = arch['tl_vit_base_patch16_224_16at9']
+    assert (official['embed_dim'], official['num_tokens'], official['tokenlearner_loc']) == (768, 16, 9)
+    assert official['class_token'] is False and official['global_pool'] == 'avg'
+    # the paper's headline image setting: 8 tokens at the middle, B/16 at 384; and L/16 16at12 at 384
+    b384 = arch['tl_vit_base_patch16_384_8at6']
+    assert b384['tokenlearner_loc'] == b384['depth'] // 2 and b384['num_tokens'] == 8
+    assert size['tl_vit_base_patch16_384_8at6'] == size['tl_vit_large_patch16_384_16at12'] == (384, 384)
+    assert arch['tl_vit_large_patch16_384_16at12']['num_tokens'] == 16
+    for width in (192, 384, 768, 1024):  # Ti, S, B, L at 224
+        assert any(a['embed_dim'] == width and size[n] == (224, 224) for n, a in arch.items())
+    assert any(a.get('use_v11') is False for a in arch.values())
+    assert any(a.get('use_tokenfuse') for a in arch.values())
+    assert len(variants) >= 12
+
+
+def test_backbone_tags_state_the_source_checkpoints_preprocessing():
+    for name in tl_models.list_variants():
+        for tag, fields in tl_models.get_variant(name).tags.items():
+            cfg = timm.models.get_pretrained_cfg(f'{name}.{tag}')
+            source = timm.models.get_pretrained_cfg(fields['hf_hub_id'].split('/', 1)[1])
+            assert source is not None, f'{name}.{tag}: {fields["hf_hub_id"]} is not a timm checkpoint'
+            for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'license'):
+                assert getattr(cfg, key) == getattr(source, key), (name, tag, key)
+            assert 'not a trained TokenLearner model' in cfg.description
+
+
+def test_user_yaml_registers_a_model_timm_can_create(tmp_path):
+    path, name = _valid(tmp_path)
+    assert register_variants(path) == [name]
+    assert name in timm.list_models('tl_test_*') and name in tl_models.list_variants()
+    model = timm.create_model(name, num_classes=3).eval()
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    assert model.pretrained_cfg['input_size'] == (3, 32, 32) and model.num_tokens == 4
+    assert timm.models.model_entrypoint(name).__doc__.startswith('A tiny test variant.')
+
+
+def test_a_variant_with_tags_registers_each_tag(tmp_path):
+    path, name = _valid(tmp_path, **{'architecture: {num_tokens: 4, tokenlearner_loc: 1}': textwrap.dedent("""\
+        architecture: {num_tokens: 4, tokenlearner_loc: 1}
+            tags:
+              first: {hf_hub_id: someone/first, mean: [0.1, 0.2, 0.3]}
+              second: {hf_hub_id: someone/second}""")})
+    register_variants(path)
+    assert timm.list_pretrained(f'{name}*') == [f'{name}.first', f'{name}.second']
+    assert timm.models.get_pretrained_cfg(f'{name}.first').mean == (0.1, 0.2, 0.3)
+    assert timm.models.get_pretrained_cfg(f'{name}.second').hf_hub_id == 'someone/second'
+    assert timm.models.get_pretrained_cfg(name).hf_hub_id == 'someone/first'  # the first tag is the default
+
+
+def test_registering_leaves_timm_models_and_their_pretrained_cfgs_alone():
+    script = textwrap.dedent("""
+        import json, timm
+        before = {n: repr(timm.models.get_pretrained_cfg(n)) for n in timm.list_pretrained()}
+        names = set(timm.list_models())
+        import tl_models
+        after = {n: repr(timm.models.get_pretrained_cfg(n)) for n in before}
+        now = set(timm.list_models())
+        print(json.dumps(dict(changed=[n for n in before if before[n] != after[n]],
+                              added=sorted(now - names), removed=sorted(names - now))))
+        """)
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report['changed'] == [] and report['removed'] == []
+    shipped = {v.name for path in builtin_config_dir().glob('*.yaml') for v in parse_variant_file(path)}
+    assert set(report['added']) == shipped
+
+
+@pytest.mark.parametrize('old, new, key, problem', [
+    ('description: A tiny', 'colour: red\n    description: A tiny', "key 'colour'", 'unknown key; expected one of'),
+    ('num_tokens: 4,', 'num_tokens: 4, tokenlearner_depth: 1,', "key 'architecture.tokenlearner_depth'", 'unknown key'),
+    ('crop_pct: 1.0,', 'crop_pct: 1.0, color: red,', "key 'pretrained_cfg.color'", 'unknown key'),
+    ('num_tokens: 4,', 'num_tokens: four,', "key 'architecture.num_tokens'", "expected an integer, got 'four'"),
+    ('class_token: false', 'class_token: 0', "key 'architecture.class_token'", 'expected true or false, got 0'),
+    ('input_size: [3, 32, 32]', 'input_size: [32, 32]', "key 'pretrained_cfg.input_size'",
+     'expected a list [channels, height, width] of integers'),
+    ('crop_pct: 1.0', 'crop_pct: 1.5', "key 'pretrained_cfg.crop_pct'", 'expected a number in (0, 1]'),
+    ('global_pool: avg', 'global_pool: mean', "key 'architecture.global_pool'", "expected one of '', 'avg'"),
+    ('tokenlearner_loc: 1', 'tokenlearner_loc: 2', "key 'architecture.tokenlearner_loc'",
+     'expected a block index in 0..1 (depth 2), got 2'),
+    ('tokenlearner_loc: 1', 'tokenlearner_loc: -1', "key 'architecture.tokenlearner_loc'", 'got -1'),
+    ('num_tokens: 4', 'num_tokens: 0', "key 'architecture.num_tokens'", 'expected at least 1 learned token, got 0'),
+    ('num_tokens: 4,', '', "key 'architecture.num_tokens'", 'missing required key'),
+    ('description: A tiny test variant.', 'description: ""', "key 'description'", 'expected a non-empty string'),
+    ('crop_pct: 1.0,', 'crop_pct: 1.0, hf_hub_id: a/b,', "key 'pretrained_cfg.hf_hub_id'",
+     'weights belong to a pretrained tag'),
+])
+def test_schema_errors_name_the_file_the_variant_and_the_key(tmp_path, old, new, key, problem):
+    path, name = _valid(tmp_path, **{old: new})
+    with pytest.raises(VariantConfigError) as info:
+        register_variants(path)
+    message = str(info.value)
+    assert str(path) in message and f"variant '{name}'" in message and key in message and problem in message
+    assert name not in timm.list_models('tl_test_*')
+
+
+def test_tag_errors(tmp_path):
+    path, _ = _valid(tmp_path, **{'architecture: {num_tokens: 4, tokenlearner_loc: 1}':
+                                  'architecture: {num_tokens: 4, tokenlearner_loc: 1}\n    tags: {My-Tag: {}}'})
+    with pytest.raises(VariantConfigError, match=r"variant '.*': key 'tags.My-Tag': tag names must match"):
+        register_variants(path)
+    path, _ = _valid(tmp_path, **{'architecture: {num_tokens: 4, tokenlearner_loc: 1}':
+                                  'architecture: {num_tokens: 4, tokenlearner_loc: 1}\n    tags: {ok: {mean: [1]}}'})
+    with pytest.raises(VariantConfigError, match=r"key 'tags.ok.hf_hub_id': missing required key"):
+        register_variants(path)
+
+
+@pytest.mark.parametrize('bad_name, problem', [
+    ('vit_mine', "variant names must match 'tl_[a-z0-9_]+'"),
+    ('tl_Mine', "variant names must match 'tl_[a-z0-9_]+'"),
+])
+def test_names_need_the_tl_prefix(tmp_path, bad_name, problem):
+    path = _write(tmp_path, VALID.replace('NAME', bad_name))
+    with pytest.raises(VariantConfigError) as info:
+        register_variants(path)
+    assert str(path) in str(info.value) and f"got '{bad_name}'" in str(info.value) and problem in str(info.value)
+
+
+def test_duplicate_names_in_one_file_across_files_and_with_shipped_variants(tmp_path):
+    path, name = _valid(tmp_path)
+    doubled = _write(tmp_path, path.read_text() + f'  {name}:\n    description: again\n', 'doubled.yaml')
+    with pytest.raises(VariantConfigError, match=rf"{doubled}: not valid YAML: .*duplicate key '{name}'"):
+        register_variants(doubled)
+    other = _write(tmp_path, path.read_text(), 'other.yaml')
+    with pytest.raises(VariantConfigError, match=rf"{other}: variant '{name}': key 'variants': duplicate name, "
+                                                 rf"already defined in {path}"):
+        register_variants([path, other])
+    assert name not in tl_models.list_variants()  # a bad batch registers nothing
+    shipped = _write(tmp_path, VALID.replace('NAME', 'tl_vit_base_patch16_224_8at6'), 'shipped.yaml')
+    with pytest.raises(VariantConfigError, match=r"duplicate name, already defined in .*tl_vit_base.yaml"):
+        register_variants(shipped)
+
+
+def test_a_name_timm_already_registers_is_refused(tmp_path):
+    name = next(_names)
+
+    def stand_in(pretrained=False, **kwargs):
+        raise AssertionError('never built')
+
+    stand_in.__name__ = name
+    timm.models.register_model(stand_in)  # a model of timm's own with a tl_ name
+    path = _write(tmp_path, VALID.replace('NAME', name))
+    with pytest.raises(VariantConfigError, match=rf"variant '{name}': key 'variants': clashes with a model timm "
+                                                 r"already registers"):
+        register_variants(path)
+    assert timm.models.model_entrypoint(name) is stand_in
+
+
+@pytest.mark.parametrize('text, problem', [
+    ('variants: [a, b]\n', "key 'variants': expected a mapping"),
+    ('defaults: {}\n', "key 'variants': expected a mapping, got NoneType"),
+    ('variants: {}\n', "key 'variants': expected at least one variant"),
+    ('models: {}\n', "key 'models': unknown key; expected one of: defaults, variants"),
+    ('variants: {tl_x: {description: [unclosed\n', 'not valid YAML'),
+    ('- a list\n', "key '<file>': expected a mapping, got list"),
+])
+def test_broken_files(tmp_path, text, problem):
+    path = _write(tmp_path, text)
+    with pytest.raises(VariantConfigError, match=f'^{path}: ') as info:
+        register_variants(path)
+    assert problem in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VariantConfigError, match=r'nope.yaml: cannot read the variant file'):
+        register_variants(tmp_path / 'nope.yaml')
+
+
+def test_get_variant_suggests_close_names():
+    with pytest.raises(KeyError, match=r"unknown TokenLearner model 'tl_vit_base_patch16_224_8at7'; did you mean "
+                                       r"tl_vit_base_patch16_224_8at6"):
+        tl_models.get_variant('tl_vit_base_patch16_224_8at7')
+    assert tl_models.get_variant('tl_vit_base_patch16_224_8at6.vit_augreg2_in21k_ft_in1k').name == \
+        'tl_vit_base_patch16_224_8at6'
+
+
+def test_config_dir_yaml_is_plain_safe_yaml():
+    for path in builtin_config_dir().glob('*.yaml'):
+        assert isinstance(yaml.safe_load(path.read_text()), dict)

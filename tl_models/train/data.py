@@ -1,0 +1,147 @@
+"""Datasets and loaders: scikit-learn's digits (the embedded default), image folders, timm dataset names.
+
+Loaders are timm's (``create_loader`` with its transforms); the model's data config gives input size,
+interpolation, mean/std and crop.
+"""
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from timm.data import create_dataset, create_loader
+
+from .config import TrainConfig, TrainConfigError
+
+__all__ = ['DigitsDataset', 'SplitData', 'build_loader', 'dataset_kind', 'load_split']
+
+SPLIT_ALIASES = {'train': ('train', 'training'), 'validation': ('validation', 'val', 'valid', 'test')}
+
+
+class DigitsDataset(torch.utils.data.Dataset):
+    """scikit-learn's 1797 handwritten digits (8 x 8 px, 10 classes), no download needed.
+
+    Split deterministically into 80% train and 20% held-out validation, stratified by class (seed 0).
+    Items are ``(RGB PIL image 8 x 8, label)`` before ``transform``, as timm's image datasets give them.
+    """
+    classes = [str(i) for i in range(10)]
+
+    def __init__(self, split: str = 'train', transform: Optional[Callable] = None) -> None:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        name = _canonical_split(split)
+        if name is None:
+            raise TrainConfigError(f"digits has the splits 'train' and 'validation', got {split!r}")
+        digits = load_digits()
+        train_idx, val_idx = train_test_split(
+            np.arange(len(digits.target)), test_size=0.2, random_state=0, stratify=digits.target)
+        index = train_idx if name == 'train' else val_idx
+        self.images = np.round(digits.images[index] * (255 / 16)).astype(np.uint8)  # [N, 8, 8], 0..16 -> 0..255
+        self.targets = digits.target[index].astype(np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        image = Image.fromarray(self.images[index], mode='L').convert('RGB')
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.targets[index])
+
+
+@dataclasses.dataclass
+class SplitData:
+    """One split of a dataset and what the trainer needs to know about it."""
+    dataset: torch.utils.data.Dataset
+    class_names: Optional[List[str]]
+    description: str
+
+
+def _canonical_split(split: str) -> Optional[str]:
+    return next((name for name, aliases in SPLIT_ALIASES.items() if split in aliases), None)
+
+
+def _folder_split(root: Path, split: str) -> Path:
+    """The sub-folder of ``root`` holding ``split`` (timm's names: train/, validation/ or val/)."""
+    names = SPLIT_ALIASES.get(_canonical_split(split) or '', (split,))
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    raise TrainConfigError(
+        f"{root}: no folder for the {split!r} split; expected one of {', '.join(n + '/' for n in names)} "
+        f"holding one sub-folder of images per class")
+
+
+def dataset_kind(config: TrainConfig) -> str:
+    """'digits' when no data is given, 'folder' for ``--data-dir`` alone, else the ``--dataset`` name."""
+    if config.dataset:
+        return config.dataset
+    return 'folder' if config.data_dir else 'digits'
+
+
+def load_split(config: TrainConfig, split: str) -> SplitData:
+    """The ``split`` of the configured dataset (without transforms; ``build_loader`` adds them).
+
+    Raises:
+        TrainConfigError: unknown dataset, missing data folder or split, or a backend that cannot load it.
+    """
+    kind = dataset_kind(config)
+    if kind == 'digits':
+        if config.data_dir is not None:
+            raise TrainConfigError('--dataset digits comes with scikit-learn: drop --data-dir or use --dataset folder')
+        return SplitData(DigitsDataset(split), DigitsDataset.classes, 'digits')
+    if kind == 'folder':
+        if config.data_dir is None:
+            raise TrainConfigError("--dataset folder needs --data-dir DIR (with train/ and validation/ inside)")
+        root = Path(config.data_dir)
+        if not root.is_dir():
+            raise TrainConfigError(f'--data-dir {root}: no such folder')
+        folder = _folder_split(root, split)
+        dataset = create_dataset('', root=str(folder), split='', search_split=False)
+        if len(dataset) == 0:
+            raise TrainConfigError(f'{folder}: no images found (expected one sub-folder of images per class)')
+        class_to_idx: Dict[str, int] = dataset.reader.class_to_idx
+        names = sorted(class_to_idx, key=class_to_idx.get)
+        return SplitData(dataset, names, f'folder {root}')
+    try:
+        dataset = create_dataset(kind, root=config.data_dir, split=split, download=False)
+    except Exception as e:  # any backend failure becomes a configuration error before training starts
+        raise TrainConfigError(
+            f"dataset {kind!r} ({split}) could not be loaded: {type(e).__name__}: {e}. Use 'digits', "
+            f"'folder' with --data-dir, or a timm dataset name whose backend and data are installed") from e
+    names = getattr(getattr(dataset, 'reader', None), 'classes', None)
+    return SplitData(dataset, list(names) if names is not None else None, kind)
+
+
+def build_loader(
+        split: SplitData,
+        data_config: Dict[str, Any],
+        config: TrainConfig,
+        is_training: bool,
+        distributed: bool,
+) -> torch.utils.data.DataLoader:
+    """timm's loader and transforms for one split; training adds the configured augmentation."""
+    return create_loader(
+        split.dataset,
+        input_size=data_config['input_size'],
+        batch_size=config.batch_size,
+        is_training=is_training,
+        use_prefetcher=False,
+        scale=tuple(config.scale),
+        ratio=tuple(config.ratio),
+        hflip=config.hflip,
+        vflip=0.0,
+        color_jitter=config.color_jitter,
+        auto_augment=config.aa,
+        re_prob=config.reprob,
+        interpolation=data_config['interpolation'],
+        mean=data_config['mean'],
+        std=data_config['std'],
+        crop_pct=data_config['crop_pct'],
+        crop_mode=data_config.get('crop_mode'),
+        num_workers=config.workers,
+        distributed=distributed,
+    )

@@ -1,0 +1,294 @@
+"""A training run: checks, model, data, optimisation, the epoch loop, and what the run writes.
+
+Built from timm's blocks (``create_model``, ``create_loader``, ``create_optimizer_v2``,
+``create_scheduler_v2``, ``Mixup``, ``ModelEmaV3``). A run folder holds::
+
+    config.yaml              resolved configuration
+    metrics.csv              a row per epoch
+    summary.json             model, dataset, epochs, best_top1, best_epoch, seconds, train_images_per_second, ...
+    checkpoints/last.safetensors, checkpoints/best.safetensors   (model, EMA, optimizer, scheduler)
+    model/                   the best model in the hub format (config.json, model.safetensors, README.md)
+
+Every epoch reseeds all random generators from the seed and the epoch, so a run resumed after
+epoch k repeats the uninterrupted run exactly (for a deterministic configuration).
+"""
+import dataclasses
+import difflib
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import timm
+import timm.optim
+import timm.scheduler
+import torch
+import torch.nn as nn
+import yaml
+from timm.data import Mixup, resolve_input_data_config
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.utils import ModelEmaV3
+
+from ..io import write_json, write_text
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig, TrainConfigError
+from .data import SplitData, build_loader, load_split
+from .distributed import Distributed
+from .engine import evaluate, train_one_epoch
+
+__all__ = ['train']
+
+_logger = logging.getLogger(__name__)
+METRIC_COLUMNS = ['epoch', 'train_loss', 'val_loss', 'top1', 'top5', 'lr', 'epoch_seconds', 'train_images_per_second']
+
+
+def check_model_name(name: str) -> None:
+    """Raises TrainConfigError for a name timm cannot create, listing close TokenLearner names."""
+    source, model_id = timm.models.parse_model_name(name)
+    if source is not None or timm.is_model(timm.models.get_arch_name(model_id)):
+        return
+    close = difflib.get_close_matches(timm.models.get_arch_name(model_id), timm.list_models('tl_*'), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with timm.list_models('tl_*')"
+    raise TrainConfigError(f'unknown model {name!r}: expected a registered model name, hf-hub:ORG/REPO or '
+                           f'local-dir:PATH{hint}')
+
+
+def _num_classes(config: TrainConfig, train: SplitData) -> int:
+    num_classes = config.num_classes or (len(train.class_names) if train.class_names else None)
+    if num_classes is None:
+        raise TrainConfigError(f'cannot tell how many classes {train.description} has; pass --num-classes')
+    if num_classes < 2:
+        raise TrainConfigError(f'classification needs at least 2 classes, {train.description} has {num_classes}')
+    return num_classes
+
+
+def _check_batch(config: TrainConfig, train: SplitData, dist: Distributed) -> None:
+    share = len(train.dataset) // dist.world_size
+    if config.batch_size > share:
+        raise TrainConfigError(
+            f'--batch-size {config.batch_size} is larger than the {share} training images per process of '
+            f'{train.description}; use a batch size of at most {share}')
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    value = (seed * 1_000_003 + epoch * 7_919 + rank) % 2 ** 32
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+def _freeze_backbone(model: nn.Module) -> None:
+    """Leaves only the TokenLearner/TokenFuser modules and the head (fc_norm + classifier) trainable."""
+    if not hasattr(model, 'token_learners'):
+        raise TrainConfigError(f'--freeze-backbone needs a TokenLearner model, {type(model).__name__} has none')
+    trainable = ('token_learners.', 'token_fusers.', 'fc_norm.', 'head.')
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(trainable))
+
+
+def _loss_and_mixup(config: TrainConfig, num_classes: int) -> Tuple[nn.Module, Optional[Mixup]]:
+    if config.mixup > 0 or config.cutmix > 0:
+        mixup = Mixup(mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.smoothing,
+                      num_classes=num_classes)
+        return SoftTargetCrossEntropy(), mixup
+    if config.smoothing > 0:
+        return LabelSmoothingCrossEntropy(config.smoothing), None
+    return nn.CrossEntropyLoss(), None
+
+
+def _eval_share(num_items: int, dist: Distributed) -> int:
+    """The real (unpadded) items of timm's ordered distributed eval sampler that land on this process."""
+    per_process = math.ceil(num_items / dist.world_size)
+    return max(0, min(per_process, num_items - dist.rank * per_process))
+
+
+def _prepare_output(config: TrainConfig) -> Path:
+    if config.resume:
+        output = Path(config.resume)
+        if not (output / 'checkpoints' / 'last.safetensors').is_file():
+            raise TrainConfigError(f'--resume {output}: no checkpoints/last.safetensors there')
+        return output
+    output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{config.model.replace(':', '_')}")
+    if (output / 'checkpoints').exists():
+        raise TrainConfigError(f'{output} already holds a run; continue it with --resume {output} '
+                               f'or choose another --output')
+    return output
+
+
+def _write_metrics(path: Path, history: List[Dict[str, Any]]) -> None:
+    lines = [','.join(METRIC_COLUMNS)]
+    lines += [','.join(f'{row[c]:.6g}' if isinstance(row[c], float) else str(row[c]) for c in METRIC_COLUMNS)
+              for row in history]
+    write_text(path, '\n'.join(lines) + '\n')
+
+
+@dataclasses.dataclass
+class _RunState:
+    """What a checkpoint carries besides tensors, so that a resumed run continues where it stopped."""
+    epochs_done: int = 0
+    num_updates: int = 0
+    best_top1: float = -1.0
+    best_epoch: int = 0
+    train_seconds: float = 0.0
+    train_images: int = 0
+    wall_seconds: float = 0.0
+    history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def train(config: TrainConfig) -> Dict[str, Any]:
+    """Runs (or resumes) training and returns the summary; only rank 0 writes files.
+
+    Raises:
+        TrainConfigError: a bad configuration, found before training starts.
+    """
+    dist = Distributed.from_env(config.device)
+    try:
+        return _train(config, dist)
+    finally:
+        dist.close()
+
+
+def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
+    session_start = time.perf_counter()
+    check_model_name(config.model)
+    output = _prepare_output(config)
+    train_split, val_split = load_split(config, config.train_split), load_split(config, config.val_split)
+    num_classes = _num_classes(config, train_split)
+    _check_batch(config, train_split, dist)
+
+    torch.manual_seed(config.seed)
+    model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=num_classes,
+                              drop_path_rate=config.drop_path, img_size=config.img_size)
+    model_name = model.pretrained_cfg['architecture']
+    model_args = dict(model._model_args)
+    data_config = resolve_input_data_config(model)
+    if config.freeze_backbone:
+        _freeze_backbone(model)
+    if config.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    model.to(dist.device)
+
+    train_loader = build_loader(train_split, data_config, config, is_training=True, distributed=dist.enabled)
+    val_loader = build_loader(val_split, data_config, config, is_training=False, distributed=dist.enabled)
+    optimizer = timm.optim.create_optimizer_v2(model, opt=config.opt, lr=config.lr, weight_decay=config.weight_decay,
+                                               layer_decay=config.layer_decay)
+    scheduler, _ = timm.scheduler.create_scheduler_v2(
+        optimizer, sched='cosine', num_epochs=config.epochs, warmup_epochs=config.warmup_epochs,
+        min_lr=config.min_lr, step_on_epochs=False, updates_per_epoch=len(train_loader))
+    loss_fn, mixup = _loss_and_mixup(config, num_classes)
+    ema = ModelEmaV3(model, decay=config.model_ema_decay) if config.model_ema else None
+
+    state = _RunState()
+    if config.resume:
+        ckpt = load_checkpoint(output / 'checkpoints' / 'last.safetensors')
+        model.load_state_dict(ckpt.model_state)
+        if ema is not None:
+            ema.module.load_state_dict(ckpt.ema_state)
+        optimizer.load_state_dict(ckpt.optimizer_state)
+        scheduler.load_state_dict(ckpt.scheduler_state)
+        state = _RunState(**ckpt.run['state'])
+    elif dist.is_main:
+        write_text(output / 'config.yaml', yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+    net = model
+    if dist.enabled:
+        device_ids = [dist.device] if dist.device.type == 'cuda' else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if config.compile:
+        model = torch.compile(model)
+    eval_model = ema.module if ema is not None else model
+
+    if dist.is_main:
+        trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        _logger.info('training %s on %s (%d classes, %d train / %d held-out images), %d trainable parameters, '
+                     'on %d process(es) (%s); writing to %s', model_name, train_split.description, num_classes,
+                     len(train_split.dataset), len(val_split.dataset), trainable, dist.world_size, dist.device, output)
+
+    val_share = _eval_share(len(val_split.dataset), dist)
+    last_epoch = min(config.epochs, config.stop_after_epoch or config.epochs)
+    for epoch in range(state.epochs_done, last_epoch):
+        _seed_epoch(config.seed, epoch, dist.rank)
+        if dist.enabled:
+            train_loader.sampler.set_epoch(epoch)
+        result = train_one_epoch(
+            model, train_loader, optimizer, loss_fn, dist, scheduler=scheduler, num_updates=state.num_updates,
+            ema=ema, mixup=mixup, amp=config.amp, clip_grad=config.clip_grad,
+            description=f'epoch {epoch + 1}/{config.epochs}')
+        metrics = evaluate(eval_model, val_loader, dist, num_samples=val_share, amp=config.amp, description='eval')
+        state.epochs_done = epoch + 1
+        state.num_updates = result.num_updates
+        state.train_seconds += result.seconds
+        state.train_images += result.images
+        improved = metrics['top1'] > state.best_top1
+        if improved:
+            state.best_top1, state.best_epoch = metrics['top1'], epoch + 1
+        state.history.append(dict(
+            epoch=epoch + 1, train_loss=result.loss, val_loss=metrics['loss'], top1=metrics['top1'],
+            top5=metrics['top5'], lr=optimizer.param_groups[0]['lr'], epoch_seconds=result.seconds,
+            train_images_per_second=result.images / max(result.seconds, 1e-9)))
+        if dist.is_main:
+            _save_epoch(output, config, net, ema, optimizer, scheduler, model_name, model_args, state, improved,
+                        time.perf_counter() - session_start)
+            _logger.info('epoch %d/%d  train loss %.4f  held-out loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.2e  '
+                         '%.0f img/s', epoch + 1, config.epochs, result.loss, metrics['loss'], metrics['top1'],
+                         metrics['top5'], optimizer.param_groups[0]['lr'], state.history[-1]['train_images_per_second'])
+
+    state.wall_seconds += time.perf_counter() - session_start
+    summary = _summary(config, model_name, train_split, num_classes, net, state, dist)
+    if dist.is_main:
+        write_json(output / 'summary.json', summary)
+        _export_best(output, train_split, data_config, summary)
+        _logger.info('best held-out top-1 %.2f%% at epoch %d of %d; run folder %s', summary['best_top1'],
+                     summary['best_epoch'], state.epochs_done, output)
+    return summary
+
+
+def _save_epoch(output: Path, config: TrainConfig, net: nn.Module, ema: Optional[ModelEmaV3], optimizer, scheduler,
+                model_name: str, model_args: Dict[str, Any], state: _RunState, improved: bool,
+                session_seconds: float) -> None:
+    run_state = dataclasses.replace(state, wall_seconds=state.wall_seconds + session_seconds)
+    kwargs = dict(model=net, model_name=model_name, model_args=model_args, epoch=state.epochs_done,
+                  metrics=state.history[-1], optimizer=optimizer, scheduler=scheduler,
+                  ema=ema.module if ema is not None else None,
+                  run=dict(state=dataclasses.asdict(run_state), use_ema=ema is not None))
+    save_checkpoint(output / 'checkpoints' / 'last.safetensors', **kwargs)
+    if improved:
+        save_checkpoint(output / 'checkpoints' / 'best.safetensors', **kwargs)
+    _write_metrics(output / 'metrics.csv', state.history)
+
+
+def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_classes: int, net: nn.Module,
+             state: _RunState, dist: Distributed) -> Dict[str, Any]:
+    last = state.history[-1] if state.history else {}
+    return dict(
+        model=model_name,
+        model_source=config.model,
+        dataset=train_split.description,
+        num_classes=num_classes,
+        epochs=state.epochs_done,
+        epochs_planned=config.epochs,
+        best_top1=state.best_top1,
+        best_epoch=state.best_epoch,
+        last_top1=last.get('top1'),
+        last_top5=last.get('top5'),
+        seconds=round(state.wall_seconds, 2),
+        train_images_per_second=state.train_images / max(state.train_seconds, 1e-9),
+        num_params=sum(p.numel() for p in net.parameters()),
+        optimizer_steps=state.num_updates,
+        processes=dist.world_size,
+        ema=config.model_ema,
+    )
+
+
+def _export_best(output: Path, train_split: SplitData, data_config: Dict[str, Any], summary: Dict[str, Any]) -> None:
+    from timm.models import save_for_hf
+
+    from ..io import atomic_dir
+    from .checkpoint import model_from_checkpoint
+    model = model_from_checkpoint(output / 'checkpoints' / 'best.safetensors', use_ema=summary['ema'])
+    with atomic_dir(output / 'model', overwrite=True) as tmp:
+        save_for_hf(model, tmp, safe_serialization=True, data_config=data_config,
+                    model_config=dict(label_names=train_split.class_names))
