@@ -3,13 +3,17 @@
 A TokenLearner ViT shares every parameter name with timm's ``VisionTransformer``; only
 ``token_learners.*`` and ``token_fusers.*`` are its own. A checkpoint without them is a plain-ViT
 backbone: those parameters keep their fresh initialisation, and a log line names them. Everything
-else loads strictly, after these adaptations of a backbone:
+else loads strictly, after these adaptations (of a backbone, or of our own weights at another size):
 
 - class / register tokens the model does not have are dropped, with their position embeddings;
 - position embeddings are resampled to the model's grid and patch embeddings to its patch size
   (timm's own ``vision_transformer.checkpoint_filter_fn``);
 - the final ``norm`` becomes ``fc_norm`` when the model pools before normalising (``global_pool='avg'``),
   and the other way round.
+
+For any checkpoint, the classifier ``head`` loads when the model has as many classes as the pretrained
+cfg (``num_classes``) and starts fresh otherwise; the input channels of ``patch_embed`` are left to
+timm, which adapts them to ``in_chans`` after this filter.
 """
 import logging
 import math
@@ -30,11 +34,13 @@ class CheckpointMismatchError(RuntimeError):
 
 
 def describe_source(model: nn.Module) -> str:
-    """Where ``model``'s pretrained weights come from, for messages: a hub repo, a folder or a file."""
+    """Where ``model``'s pretrained weights come from, for messages: the hub repo and the local file."""
     cfg = getattr(model, 'pretrained_cfg', None) or {}
-    if cfg.get('hf_hub_id'):
-        return f"hf-hub:{cfg['hf_hub_id']}"
-    return cfg.get('file') or cfg.get('url') or 'the checkpoint'
+    repo = f"hf-hub:{cfg['hf_hub_id']}" if cfg.get('hf_hub_id') else ''
+    file = cfg.get('file') or cfg.get('url') or ''
+    if repo and file:
+        return f'{repo} ({file})'
+    return repo or file or 'the checkpoint'
 
 
 def _unwrap(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -75,45 +81,83 @@ def _rename_final_norm(state_dict: Dict[str, torch.Tensor], model_keys: set) -> 
                 state_dict[target] = state_dict.pop(key)
 
 
-def _fail(source: str, problem: str, keys: List[str]) -> None:
+def _fail(source: str, problem: str, keys: List[str], hint: str = '') -> None:
     shown = ', '.join(keys[:12]) + (f' ... ({len(keys)} in all)' if len(keys) > 12 else '')
-    raise CheckpointMismatchError(f'{source}: {problem}: {shown}')
+    raise CheckpointMismatchError(f'{source}: {problem}: {shown}{hint}')
+
+
+def _adapt_vit(
+        state_dict: Dict[str, torch.Tensor],
+        model: nn.Module,
+        model_keys: set,
+        source: str,
+) -> Dict[str, torch.Tensor]:
+    """Prefix tokens dropped, position / patch embeddings resampled (timm's ViT filter), final norm renamed."""
+    _drop_missing_prefix_tokens(state_dict, model)
+    try:
+        state_dict = vit_checkpoint_filter_fn(state_dict, model)
+    except (RuntimeError, ValueError, IndexError, KeyError) as e:  # tensors of another architecture
+        raise CheckpointMismatchError(
+            f'{source}: cannot adapt the checkpoint to {type(model).__name__} ({type(e).__name__}: {e}); '
+            f'is it a ViT checkpoint?') from e
+    _rename_final_norm(state_dict, model_keys)
+    return state_dict
+
+
+def _same_shape(key: str, loaded: torch.Size, own: torch.Size, first_conv_weight: str) -> bool:
+    """Equal shapes; for the patch embedding, the input channels may differ (timm adapts them later)."""
+    if key == first_conv_weight and len(loaded) == len(own) == 4:
+        return loaded[0] == own[0] and loaded[2:] == own[2:]
+    return tuple(loaded) == tuple(own)
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Returns ``state_dict`` adapted to ``model`` (see the module docstring).
+    """Returns ``state_dict`` adapted to ``model`` (see the module docstring); it holds every key of the model.
+
+    Parameters the checkpoint cannot provide (TokenLearner / TokenFuser of a plain-ViT backbone, and a
+    classifier for another number of classes) are filled with the model's fresh values, and a WARNING
+    log line names them.
 
     Raises:
-        CheckpointMismatchError: keys the model lacks, parameters the checkpoint lacks (other than
-            TokenLearner / TokenFuser parameters of a plain-ViT backbone, and the classifier head), or
-            shapes that differ after adaptation; the message names the checkpoint and the keys.
+        CheckpointMismatchError: keys the model lacks, parameters the checkpoint lacks (other than those
+            above), or shapes that differ after adaptation; the message names the checkpoint and the keys.
     """
     source = describe_source(model)
     own = model.state_dict()
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
     state_dict = _unwrap(state_dict)
     is_backbone = not any(k.startswith(LEARNER_PREFIXES) for k in state_dict)
+    state_dict = _adapt_vit(state_dict, model, set(own), source)
 
-    _drop_missing_prefix_tokens(state_dict, model)
-    state_dict = vit_checkpoint_filter_fn(state_dict, model)  # resamples position and patch embeddings
-    _rename_final_norm(state_dict, set(own))
-
-    fresh = [k for k in own if k not in state_dict and (k.startswith(LEARNER_PREFIXES) and is_backbone)]
+    head = f"{cfg.get('classifier') or 'head'}."
+    head_is_new = cfg.get('num_classes') is not None and cfg['num_classes'] != getattr(model, 'num_classes', None)
+    if head_is_new:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
+    fresh = [k for k in own if k not in state_dict and (
+        (is_backbone and k.startswith(LEARNER_PREFIXES)) or (head_is_new and k.startswith(head)))]
     for key in fresh:
         state_dict[key] = own[key]
 
     unexpected = sorted(k for k in state_dict if k not in own)
     if unexpected:
         _fail(source, f'{len(unexpected)} key(s) that {type(model).__name__} does not have', unexpected)
-    missing = sorted(k for k in own if k not in state_dict and not k.startswith('head.'))
+    missing = sorted(k for k in own if k not in state_dict)
     if missing:
         _fail(source, f'{len(missing)} parameter(s) missing from the checkpoint', missing)
+    first_conv_weight = f"{cfg.get('first_conv') or 'patch_embed.proj'}.weight"
     mismatched = [f'{k} {tuple(v.shape)} vs model {tuple(own[k].shape)}' for k, v in state_dict.items()
-                  if not k.startswith('head.') and tuple(v.shape) != tuple(own[k].shape)]
+                  if not _same_shape(k, v.shape, own[k].shape, first_conv_weight)]
     if mismatched:
-        _fail(source, 'shapes differ (checkpoint vs model)', mismatched)
+        hint = ''
+        head_weight = f'{head}weight'
+        if head_weight in own and state_dict[head_weight].shape[0] != own[head_weight].shape[0]:
+            hint = (f" (the pretrained cfg says num_classes={cfg.get('num_classes')}, the weights have "
+                    f"{state_dict[head_weight].shape[0]} classes: set the tag's num_classes to that)")
+        _fail(source, 'shapes differ (checkpoint vs model)', mismatched, hint)
 
     if fresh:
+        kind = 'a plain ViT backbone' if is_backbone else 'a checkpoint for another number of classes'
         _logger.warning(
-            '%s is a plain ViT backbone: %d TokenLearner/TokenFuser tensors are new and keep their fresh '
-            'initialisation (fine-tune before use): %s', source, len(fresh), ', '.join(fresh))
+            '%s is %s: %d tensors are new and keep their fresh initialisation (fine-tune before use): %s',
+            source, kind, len(fresh), ', '.join(fresh))
     return state_dict

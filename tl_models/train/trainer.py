@@ -33,7 +33,8 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
 from ..io import write_json, write_text
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..models import TokenLearnerVisionTransformer
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .data import SplitData, build_loader, load_split
 from .distributed import Distributed
@@ -162,6 +163,9 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     torch.manual_seed(config.seed)
     model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=num_classes,
                               drop_path_rate=config.drop_path, img_size=config.img_size)
+    if not isinstance(model, TokenLearnerVisionTransformer):
+        raise TrainConfigError(f'{config.model} is a {type(model).__name__}; expected a TokenLearner model '
+                               "(timm.list_models('tl_*'), or an hf-hub:/local-dir: export of one)")
     model_name = model.pretrained_cfg['architecture']
     model_args = dict(model._model_args)
     data_config = resolve_input_data_config(model)
@@ -284,11 +288,10 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
 
 
 def _export_best(output: Path, train_split: SplitData, data_config: Dict[str, Any], summary: Dict[str, Any]) -> None:
-    from timm.models import save_for_hf
+    """Writes the best checkpoint's weights (EMA if the run kept it) as a hub-ready folder ``output/model``."""
+    from ..hub.export import checkpoint_provenance, export_model  # tl_models.hub imports this package
 
-    from ..io import atomic_dir
-    from .checkpoint import model_from_checkpoint
-    model = model_from_checkpoint(output / 'checkpoints' / 'best.safetensors', use_ema=summary['ema'])
-    with atomic_dir(output / 'model', overwrite=True) as tmp:
-        save_for_hf(model, tmp, safe_serialization=True, data_config=data_config,
-                    model_config=dict(label_names=train_split.class_names))
+    best = output / 'checkpoints' / 'best.safetensors'
+    provenance = checkpoint_provenance(load_checkpoint(best), use_ema=summary['ema'], run_summary=summary)
+    export_model(model_from_checkpoint(best, use_ema=summary['ema']), output / 'model', provenance, overwrite=True,
+                 data_config=data_config, label_names=train_split.class_names)

@@ -1,0 +1,55 @@
+"""Turn a training run, a training checkpoint or a model into a hub-ready folder.
+
+    python scripts/export.py runs/digits out/tl-digits --repo-id ORG/tl-digits
+    python scripts/export.py runs/digits/checkpoints/last.safetensors out/tl-digits-last
+    python scripts/export.py tl_vit_tiny_patch16_224_8at6.vit_augreg_in21k_ft_in1k out/init --pretrained
+
+The folder holds timm's config.json, model.safetensors and a README.md model card; it loads with
+timm.create_model('local-dir:FOLDER', pretrained=True) after `import tl_models`. A run folder
+exports checkpoints/best.safetensors (else last), with the metrics of its summary.json.
+Upload it with scripts/push_to_hub.py.
+"""
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+import yaml
+
+import tl_models
+from tl_models.hub import CLI_ERRORS, export_source, tag_entry
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('source', help='a training run folder, a training checkpoint file, or a tl_ model name')
+    parser.add_argument('out_dir', help='the folder to create')
+    parser.add_argument('--repo-id', metavar='ORG/NAME', help='the hub repo it is for (shown in the model card)')
+    parser.add_argument('--ema', action=argparse.BooleanOptionalAction, default=None,
+                        help='export the EMA weights of a checkpoint (default: when it has them)')
+    parser.add_argument('--pretrained', action='store_true', help='for a model name: with its pretrained weights')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing out_dir')
+    parser.add_argument('--variants', nargs='+', default=[], metavar='YAML',
+                        help='also register the variants of these YAML files')
+    args = parser.parse_args(argv)
+    try:
+        if args.variants:
+            tl_models.register_variants(args.variants)
+        folder = export_source(args.source, args.out_dir, use_ema=args.ema, pretrained=args.pretrained,
+                               repo_id=args.repo_id, overwrite=args.overwrite)
+    except CLI_ERRORS as e:
+        print(f'error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)  # str(KeyError) adds quotes
+        return 1
+    print(f'wrote {folder}: ' + ', '.join(sorted(p.name for p in folder.iterdir())))
+    if args.repo_id:
+        architecture = json.loads((folder / 'config.json').read_text(encoding='utf-8'))['architecture']
+        entry = yaml.safe_dump({'TAG': tag_entry(folder, args.repo_id)}, sort_keys=False, width=1000)
+        print(f'upload it with: python scripts/push_to_hub.py {folder} {args.repo_id}\n'
+              f'then publish it as a pretrained tag: in the YAML file of {architecture}, add to its tags (a '
+              f"variant's own tags replace the file's default tags; list those too):\n"
+              + ''.join(f'  {line}\n' for line in entry.splitlines()))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
