@@ -37,3 +37,12 @@ def test_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
 def test_ruff_is_clean():
     result = subprocess.run([sys.executable, '-m', 'ruff', 'check', '.'], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / 'README.md').read_text()
+    commands = [line for line in readme.splitlines() if line.startswith('python3 -m venv .venv && ')]
+    assert len(commands) == 2, 'the README gives two set-up commands'
+    setup, tests = commands
+    assert 'scripts/train.py' in setup and 'pytest' in tests
+    assert tests in (ROOT / '.ci' / 'run').read_text().splitlines()

@@ -136,24 +136,28 @@ class TokenLearnerVisionTransformer(VisionTransformer):
 
     def _learn_tokens(self, block_index: int, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         """``[B, P+N, C]`` -> ``[B, P+S, C]`` with the TokenLearner of block ``block_index``; prefix tokens kept."""
-        prefix, patches = x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
+        patches = x[:, self.num_prefix_tokens:]  # [B, N, C]
         if torch.jit.is_scripting():
             learner: _LearnerInterface = self.token_learners[str(block_index)]
             learned = learner.forward(patches, grid)  # [B, S, C]
         else:
             learned = self.token_learners[str(block_index)](patches, grid)  # [B, S, C]
-        return torch.cat([prefix, learned], dim=1)
+        if self.num_prefix_tokens == 0:
+            return learned
+        return torch.cat([x[:, :self.num_prefix_tokens], learned], dim=1)
 
     def _fuse_tokens(self, block_index: int, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """Block output ``[B, P+S, C]`` -> ``[B, P+N, C]``: the patch tokens of ``residual`` plus the fused tokens."""
-        prefix, learned = x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]
+        learned = x[:, self.num_prefix_tokens:]  # [B, S, C]
         patches = residual[:, self.num_prefix_tokens:]  # [B, N, C]
         if torch.jit.is_scripting():
             fuser: _FuserInterface = self.token_fusers[str(block_index)]
-            fused = fuser.forward(learned, patches)  # [B, N, C]
+            fused = patches + fuser.forward(learned, patches)  # [B, N, C]
         else:
-            fused = self.token_fusers[str(block_index)](learned, patches)  # [B, N, C]
-        return torch.cat([prefix, patches + fused], dim=1)
+            fused = patches + self.token_fusers[str(block_index)](learned, patches)  # [B, N, C]
+        if self.num_prefix_tokens == 0:
+            return fused
+        return torch.cat([x[:, :self.num_prefix_tokens], fused], dim=1)
 
     def _forward_blocks(
             self,

@@ -1,0 +1,201 @@
+"""Which models a benchmark runs: TokenLearner variants and, for each, the plain timm ViT it is compared with.
+
+The twin of a variant is the timm ViT a user would otherwise pick, taken as timm defines it: same patch size,
+width, depth, heads and image size (``tl_vit_base_patch16_224_*`` -> ``vit_base_patch16_224``), with timm's
+class token and class-token pooling. The TokenLearner variants drop the class token and average-pool, as the
+paper's models do; the twin's GMACs count its class token, so the FLOP-ratio bound compares the two models
+exactly as run. A variant whose size timm does not have (e.g. the 16 px digits model) is measured without a twin.
+"""
+import dataclasses
+import difflib
+import inspect
+import logging
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import timm
+from timm.models import VisionTransformer, get_arch_name, get_pretrained_cfg
+
+from ..models import TokenLearnerVisionTransformer
+from ..registry import get_variant, list_variants
+
+__all__ = ['TOKENLEARNER_ONLY_ARGS', 'ModelSpec', 'default_model_names', 'group_by_baseline', 'resolve_models',
+           'twin_name']
+
+# timm's ViT sizes by (embed_dim, depth, num_heads).
+VIT_SIZES = {(192, 12, 3): 'tiny', (384, 12, 6): 'small', (768, 12, 12): 'base', (1024, 24, 16): 'large',
+             (1280, 32, 16): 'huge'}
+
+# Keyword arguments of TokenLearnerVisionTransformer that timm's VisionTransformer does not take.
+TOKENLEARNER_ONLY_ARGS = tuple(sorted(
+    set(inspect.signature(TokenLearnerVisionTransformer.__init__).parameters)
+    - set(inspect.signature(VisionTransformer.__init__).parameters) - {'kwargs'}))
+
+# Architecture keys a variant may set without losing its twin: its size, the TokenLearner settings and the
+# paper's head (no class token, average pooling), which comes with switching to the TokenLearner model.
+_TWIN_COMPATIBLE_KEYS = {'patch_size', 'embed_dim', 'depth', 'num_heads', 'class_token', 'global_pool',
+                         'weight_init', *TOKENLEARNER_ONLY_ARGS}
+
+_logger = logging.getLogger(__name__)
+
+ALL = 'all'
+DEFAULT = 'default'
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One model to benchmark.
+
+    Attributes:
+        name: The timm model name.
+        kwargs: Extra ``timm.create_model`` arguments (overrides such as ``img_size`` or ``depth``).
+        input_size: ``(channels, height, width)`` of its input images.
+        is_tokenlearner: A registered TokenLearner variant.
+        baseline: For a TokenLearner variant, the name of its plain timm ViT twin (None if timm has none).
+    """
+    name: str
+    kwargs: Dict[str, Any]
+    input_size: Tuple[int, int, int]
+    is_tokenlearner: bool = False
+    baseline: Optional[str] = None
+
+
+def twin_name(variant_name: str) -> str:
+    """The plain timm ViT a TokenLearner variant is compared with, e.g. ``vit_base_patch16_224``.
+
+    Raises:
+        KeyError: ``variant_name`` is not a registered TokenLearner variant (the message lists close names).
+        ValueError: the variant's architecture has no standard timm ViT twin.
+    """
+    variant = get_variant(variant_name)
+    arch = variant.architecture
+    extra = sorted(set(arch) - _TWIN_COMPATIBLE_KEYS)
+    if extra:
+        raise ValueError(
+            f"{variant.name}: no plain timm ViT twin, its architecture also sets {', '.join(extra)} "
+            f"(a twin may differ only in {', '.join(sorted(_TWIN_COMPATIBLE_KEYS))}); benchmark it without twins")
+    size = VIT_SIZES.get((arch['embed_dim'], arch['depth'], arch['num_heads']))
+    image = variant.pretrained_cfg['input_size'][-1]
+    name = f"vit_{size}_patch{arch['patch_size']}_{image}"
+    if size is None or not timm.is_model(name):
+        known = ', '.join(f'{s} (embed_dim {d}, depth {n}, heads {h})' for (d, n, h), s in VIT_SIZES.items())
+        raise ValueError(
+            f"{variant.name}: no timm ViT twin for embed_dim {arch['embed_dim']}, depth {arch['depth']}, "
+            f"heads {arch['num_heads']}, patch {arch['patch_size']} at {image} px; timm's ViT sizes are {known}")
+    return name
+
+
+def _canonical_rank(name: str) -> Tuple[Any, ...]:
+    """Sort key putting a size's reference variant first: 224 px, 8 tokens at mid-depth, v1.1, no TokenFuser."""
+    variant = get_variant(name)
+    arch = variant.architecture
+    return (variant.pretrained_cfg['input_size'][-1] != 224, arch['num_tokens'] != 8,
+            arch['tokenlearner_loc'] != arch['depth'] // 2, not arch.get('use_v11', True),
+            arch.get('use_tokenfuse', False), name)
+
+
+def _size_rank(name: str) -> Tuple[Any, ...]:
+    """Sort key by model size (width, depth, image size), each size's reference variant first."""
+    variant = get_variant(name)
+    arch = variant.architecture
+    return (arch['embed_dim'], arch['depth'], variant.pretrained_cfg['input_size'][-1], _canonical_rank(name))
+
+
+def _has_twin(variant_name: str) -> bool:
+    try:
+        twin_name(variant_name)
+    except ValueError:
+        return False
+    return True
+
+
+def default_model_names() -> List[str]:
+    """One TokenLearner variant per timm ViT size (width and depth), the reference variant of each, smallest first.
+
+    Sizes timm has no plain ViT of (nothing to compare with) are left out.
+    """
+    by_size: Dict[Tuple[int, int], List[str]] = {}
+    for name in filter(_has_twin, list_variants()):
+        arch = get_variant(name).architecture
+        by_size.setdefault((arch['embed_dim'], arch['depth']), []).append(name)
+    return [min(names, key=_canonical_rank) for _, names in sorted(by_size.items())]
+
+
+def _expand(names: Sequence[str]) -> List[str]:
+    """Model names with ``all``, ``default`` and wildcard patterns expanded, duplicates dropped.
+
+    Raises:
+        ValueError: an unknown name (the message lists close names) or a pattern that matches nothing.
+    """
+    expanded: List[str] = []
+    for name in names:
+        if name == ALL:
+            matches = sorted(list_variants(), key=_size_rank)
+        elif name == DEFAULT:
+            matches = default_model_names()
+        elif any(c in name for c in '*?['):
+            matches = timm.list_models(name)
+            if not matches:
+                raise ValueError(f"model pattern '{name}' matches no timm model or TokenLearner variant")
+        elif timm.is_model(name):
+            matches = [get_arch_name(name)]  # no weights are loaded, so a pretrained tag changes nothing
+        else:
+            close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+            hint = f"did you mean {', '.join(close)}?" if close else 'see timm.list_models()'
+            raise ValueError(f"unknown model '{name}': expected a timm model name, a TokenLearner variant, a "
+                             f"pattern such as 'tl_vit_base_*', '{DEFAULT}' or '{ALL}'; {hint}")
+        expanded.extend(m for m in matches if m not in expanded)
+    return expanded
+
+
+def _input_size(name: str, kwargs: Dict[str, Any]) -> Tuple[int, int, int]:
+    channels, height, width = get_pretrained_cfg(name).input_size
+    if 'img_size' in kwargs:
+        size = kwargs['img_size']
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+    return kwargs.get('in_chans', channels), height, width
+
+
+def resolve_models(
+        names: Sequence[str],
+        model_args: Optional[Dict[str, Any]] = None,
+        add_twins: bool = True,
+) -> List[ModelSpec]:
+    """The models to benchmark, each TokenLearner variant preceded by its twin unless ``add_twins`` is False.
+
+    A variant without a timm twin (see :func:`twin_name`) is benchmarked on its own, with a logged note.
+
+    Args:
+        names: timm model names, TokenLearner variant names, wildcard patterns, ``default`` (one reference
+            variant per size) or ``all`` (every registered variant).
+        model_args: ``timm.create_model`` arguments for every model (``img_size``, ``depth``, ...); those only
+            TokenLearner models take (``num_tokens``, ``tokenlearner_loc``, ...) go to them alone.
+        add_twins: Add the plain timm ViT twin of every TokenLearner variant.
+
+    Raises:
+        ValueError: an unknown model name or a pattern that matches nothing.
+    """
+    model_args = dict(model_args or {})
+    shared_args = {k: v for k, v in model_args.items() if k not in TOKENLEARNER_ONLY_ARGS}
+    variants = set(list_variants())
+    specs: List[ModelSpec] = []
+    for name in _expand(names):
+        if name in variants:
+            try:
+                twin: Optional[str] = twin_name(name)
+            except ValueError as e:
+                _logger.warning('%s; measuring it without a twin', e)
+                twin = None
+            if twin is not None and add_twins and all(s.name != twin for s in specs):
+                specs.append(ModelSpec(twin, shared_args, _input_size(twin, shared_args)))
+            specs.append(ModelSpec(name, model_args, _input_size(name, model_args), True, twin))
+        elif all(s.name != name for s in specs):
+            specs.append(ModelSpec(name, shared_args, _input_size(name, shared_args)))
+    return specs
+
+
+def group_by_baseline(specs: Sequence[ModelSpec]) -> List[List[ModelSpec]]:
+    """Groups models compared with each other: each twin with its variants (a model without twin on its own)."""
+    groups: Dict[str, List[ModelSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.baseline or spec.name, []).append(spec)
+    return list(groups.values())
