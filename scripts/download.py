@@ -14,12 +14,9 @@ from typing import List, Optional
 
 from huggingface_hub.utils import enable_progress_bars
 
-import tl_models
+import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.hub import CLI_ERRORS, cached_weight_file, list_pretrained_tags, prefetch
-
-
-def _message(error: Exception) -> str:
-    return error.args[0] if isinstance(error, KeyError) else str(error)  # str(KeyError) adds quotes
+from tl_models.hub.cli import add_variants_option, error_message, register_variant_files
 
 
 def print_tags(cache_dir: Optional[str]) -> None:
@@ -38,16 +35,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('names', nargs='*', metavar='NAME[.TAG]', help='tl_ model names, or hf-hub:ORG/NAME')
     parser.add_argument('--list', action='store_true', help='list every pretrained tag and its source repo')
     parser.add_argument('--cache-dir', help='hub cache folder (default: huggingface_hub\'s)')
-    parser.add_argument('--variants', nargs='+', default=[], metavar='YAML',
-                        help='also register the variants of these YAML files')
+    add_variants_option(parser)
     args = parser.parse_args(argv)
     if not args.list and not args.names:
         parser.error('give model names to download, or --list')
     try:
-        if args.variants:
-            tl_models.register_variants(args.variants)
+        register_variant_files(args.variants)
     except CLI_ERRORS as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {error_message(e)}', file=sys.stderr)
         return 2
     if args.list:
         print_tags(args.cache_dir)
@@ -59,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             files = prefetch(name, args.cache_dir)
         except CLI_ERRORS as e:
-            print(f'error: {name}: {_message(e)}', file=sys.stderr)
+            print(f'error: {name}: {error_message(e)}', file=sys.stderr)
             failed += 1
             continue
         for path in files:

@@ -16,8 +16,9 @@ from typing import List, Optional
 
 import yaml
 
-import tl_models
+import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.hub import CLI_ERRORS, export_source, tag_entry
+from tl_models.hub.cli import add_variants_option, error_message, register_variant_files
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -29,16 +30,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='export the EMA weights of a checkpoint (default: when it has them)')
     parser.add_argument('--pretrained', action='store_true', help='for a model name: with its pretrained weights')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing out_dir')
-    parser.add_argument('--variants', nargs='+', default=[], metavar='YAML',
-                        help='also register the variants of these YAML files')
+    add_variants_option(parser)
     args = parser.parse_args(argv)
     try:
-        if args.variants:
-            tl_models.register_variants(args.variants)
+        register_variant_files(args.variants)
         folder = export_source(args.source, args.out_dir, use_ema=args.ema, pretrained=args.pretrained,
                                repo_id=args.repo_id, overwrite=args.overwrite)
     except CLI_ERRORS as e:
-        print(f'error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)  # str(KeyError) adds quotes
+        print(f'error: {error_message(e)}', file=sys.stderr)
         return 1
     print(f'wrote {folder}: ' + ', '.join(sorted(p.name for p in folder.iterdir())))
     if args.repo_id:

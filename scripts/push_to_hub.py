@@ -10,8 +10,9 @@ import argparse
 import sys
 from typing import List, Optional
 
-import tl_models
+import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.hub import CLI_ERRORS, push_folder
+from tl_models.hub.cli import add_variants_option, error_message, register_variant_files
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -22,16 +23,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--revision', help='the branch to commit to (default: main)')
     parser.add_argument('--message', default='Upload TokenLearner model', help='the commit message')
     parser.add_argument('--dry-run', action='store_true', help='check the folder and show what would be uploaded')
-    parser.add_argument('--variants', nargs='+', default=[], metavar='YAML',
-                        help='also register the variants of these YAML files')
+    add_variants_option(parser)
     args = parser.parse_args(argv)
     try:
-        if args.variants:
-            tl_models.register_variants(args.variants)
+        register_variant_files(args.variants)
         result = push_folder(args.folder, args.repo_id, private=args.private, revision=args.revision,
                              commit_message=args.message, dry_run=args.dry_run)
     except CLI_ERRORS as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f'error: {error_message(e)}', file=sys.stderr)
         return 1
     files = ', '.join(f'{p.name} ({p.stat().st_size / 1e6:.2f} MB)' for p in result.files)
     if result.commit_url is None:

@@ -2,6 +2,7 @@
 
     python scripts/visualize.py --model tl_vit_tiny_patch16_224_8at6 --image photo.jpg --output maps.png
     python scripts/visualize.py --model local-dir:RUN/model --image digit.png --output maps.png --gif
+    python scripts/visualize.py --model local-dir:runs/digits/model --digit 0 --output maps.png
 
 The PNG shows the input (as the model's preprocessing crops it) and each token's map over it, one panel per
 token, one row per TokenLearner (one per block for TokenFuser models); ``--gif`` also writes an animation
@@ -15,6 +16,7 @@ from typing import List, Optional
 from tl_models.visualize import (
     SAMPLE_IMAGE,
     VisualizationError,
+    digit_image,
     load_image,
     load_model,
     names_weights,
@@ -29,8 +31,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', required=True,
                         help="a registered model (timm.list_models('tl_*')), hf-hub:ORG/REPO or local-dir:PATH")
-    parser.add_argument('--image', type=Path,
-                        help=f"the image; default: scikit-learn's sample photo {SAMPLE_IMAGE}")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--image', type=Path, help=f"the image; default: scikit-learn's sample photo {SAMPLE_IMAGE}")
+    source.add_argument('--digit', type=int, metavar='INDEX',
+                        help='use held-out digit INDEX of the digits data the default training run learns from')
     parser.add_argument('--output', type=Path, default=Path('maps.png'), help='the PNG to write (default: %(default)s)')
     parser.add_argument('--gif', nargs='?', const=GIF_BESIDE_OUTPUT, metavar='PATH',
                         help='also write a GIF with one frame per block (default path: the output with .gif)')
@@ -54,7 +58,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not (args.pretrained or names_weights(args.model)):
             print(f'note: {args.model} has random weights (pass --pretrained for its default weights, '
                   'or a local-dir:/hf-hub: model)', file=sys.stderr)
-        image = sample_image() if args.image is None else load_image(args.image)
+        if args.digit is not None:
+            image = digit_image(args.digit)
+        else:
+            image = sample_image() if args.image is None else load_image(args.image)
         written = save_token_maps(model, image, args.output, gif=gif, cmap=args.cmap, alpha=args.alpha,
                                   panel_size=args.panel_size, frame_ms=args.frame_ms)
     except VisualizationError as e:

@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+from hub_server import HubServer, use_hub
+
 torch.set_num_threads(2)
 
 
@@ -16,3 +18,17 @@ def randomize_(module: torch.nn.Module, std: float = 0.5) -> torch.nn.Module:
         for p in module.parameters():
             p.normal_(0.0, std)
     return module
+
+
+@pytest.fixture(scope='module')
+def server():
+    """A loopback server speaking the Hugging Face hub's file protocol (tests/hub_server.py)."""
+    with HubServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hub(server, tmp_path, monkeypatch):
+    """The server, with huggingface_hub pointed at it and its cache (HF_HOME) in a temp folder."""
+    use_hub(monkeypatch, server.endpoint, tmp_path / 'hf_home')
+    return server

@@ -130,3 +130,13 @@ def test_plot_is_written(tmp_path, suffix, magic):
 def test_plot_needs_throughput(tmp_path):
     with pytest.raises(ValueError, match='no measured throughput'):
         plot_throughput_vs_gmacs(tmp_path / 'p.png', [row('m', 1.0, None, None)], CPU_TARGET_META)
+
+
+def test_speedup_pairs_the_rounds_so_a_slow_stretch_cancels_out():
+    from tl_models.benchmark.report import paired_speedup
+
+    twin = {'infer_ips': 1.0, 'infer_round_s': [1.0, 3.0, 1.0, 1.0, 3.0]}  # rounds 2 and 5 ran on a busy machine
+    variant = {'infer_ips': 1.0, 'infer_round_s': [0.5, 1.5, 0.5, 0.5, 1.5]}
+    assert paired_speedup(variant, twin, 'infer') == pytest.approx(2.0)
+    unpaired = {'infer_ips': 3.0, 'infer_round_s': [0.5]}
+    assert paired_speedup(unpaired, twin, 'infer') == pytest.approx(3.0)  # rounds do not pair: throughputs

@@ -22,22 +22,11 @@ from tl_models.hub import (
 from tl_models.models.adapt import CheckpointMismatchError
 from tl_models.train.checkpoint import save_checkpoint
 
-from hub_server import TINY_SOURCE_REPO, TINY_TAG, HubServer, folder_files, plain_vit, small_tl, use_hub
+from hub_server import TINY_SOURCE_REPO, TINY_TAG, folder_files, plain_vit, small_tl, use_hub
 
 BACKBONE_REPO = 'hubtest/vit-backbone'
 FROM_BACKBONE_REPO = dict(hf_hub_id=BACKBONE_REPO)  # what a tag pointing at that repo gives
 
-
-@pytest.fixture(scope='module')
-def server():
-    with HubServer() as server:
-        yield server
-
-
-@pytest.fixture
-def hub(server, tmp_path, monkeypatch):
-    use_hub(monkeypatch, server.endpoint, tmp_path / 'hf_home')
-    return server
 
 
 def _from_backbone_repo(**kwargs):

@@ -20,7 +20,6 @@ from hub_server import (
     SMALL,
     TINY_SOURCE_REPO,
     TINY_TAG,
-    HubServer,
     folder_files,
     plain_vit,
     randomize,
@@ -30,17 +29,6 @@ from hub_server import (
 
 LEARNER_PREFIXES = ('token_learners.', 'token_fusers.')
 
-
-@pytest.fixture(scope='module')
-def server():
-    with HubServer() as server:
-        yield server
-
-
-@pytest.fixture
-def hub(server, tmp_path, monkeypatch):
-    use_hub(monkeypatch, server.endpoint, tmp_path / 'hf_home')
-    return server
 
 
 @pytest.fixture(scope='module')

@@ -24,7 +24,6 @@ from hub_server import (
     SUBPROCESS_VARIANTS_YAML,
     TINY_SOURCE_REPO,
     TINY_TAG,
-    HubServer,
     folder_files,
     hub_environment,
     randomize,
@@ -45,17 +44,6 @@ def _script(name):
 
 download, export, push_to_hub = _script('download'), _script('export'), _script('push_to_hub')
 
-
-@pytest.fixture(scope='module')
-def server():
-    with HubServer() as server:
-        yield server
-
-
-@pytest.fixture
-def hub(server, tmp_path, monkeypatch):
-    use_hub(monkeypatch, server.endpoint, tmp_path / 'hf_home')
-    return server
 
 
 @pytest.fixture(scope='module')

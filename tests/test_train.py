@@ -208,3 +208,25 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path):
                                                      'summary.json']
     metrics = validate(f"local-dir:{run / 'model'}", TrainConfig())
     assert metrics['top1'] == pytest.approx(summary['best_top1'], abs=1e-3)  # sharded eval counted each image once
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch):
+    import io
+    import sys
+
+    from tl_models.train.progress import EpochProgress
+
+    monkeypatch.setattr(sys, 'stderr', io.StringIO())
+    assert EpochProgress(3, 'epoch 1').bar is None  # not a terminal: the trainer logs a line per epoch instead
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, 'stderr', Terminal())
+    progress = EpochProgress(3, 'epoch 1')
+    for _ in range(3):
+        progress.update(loss=0.5)
+    progress.close()
+    assert progress.bar.n == 3 and progress.bar.postfix == 'loss=0.5000' and 'epoch 1' in sys.stderr.getvalue()
+    assert EpochProgress(3, 'epoch 1', enabled=False).bar is None  # other ranks than 0 show nothing

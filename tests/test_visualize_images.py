@@ -96,3 +96,14 @@ def test_grey_models_take_one_channel_and_display_it_as_grey():
 def test_models_with_other_channel_counts_give_a_clear_error():
     with pytest.raises(VisualizationError, match='expected a model that takes 1 or 3 image channels, got 2'):
         prepare_image(tiny_model(img_size=32, in_chans=2), sample_image())
+
+
+def test_digit_image_is_the_held_out_digit():
+    from tl_models.train.data import DigitsDataset
+    from tl_models.visualize import VisualizationError, digit_image
+
+    image = digit_image(5)
+    assert image.size == (8, 8) and image.mode == 'RGB'
+    assert image.tobytes() == DigitsDataset('validation')[5][0].tobytes()
+    with pytest.raises(VisualizationError, match=r'expected a held-out digit index in 0..359, got 360'):
+        digit_image(360)

@@ -3,20 +3,23 @@
 For a TokenLearner row measured beside its twin (same compile setting):
 
 - ``flop_bound`` = twin GMACs / variant GMACs: the speed-up the saved compute allows;
-- ``{mode}_speedup`` = variant throughput / twin throughput;
+- ``{mode}_speedup`` = how many times faster than the twin: the median over the timing rounds of
+  (twin seconds / variant seconds) in that round. Each round runs both back to back, so a slow stretch of a
+  noisy machine slows both and cancels out (the ratio of the two medians, where rounds do not pair up);
 - ``{mode}_of_bound`` = speed-up / bound: 1.0 turns every saved FLOP into time saved.
 
-For a compiled row measured beside its eager form, ``{mode}_vs_eager`` = compiled / eager throughput.
+For a compiled row measured beside its eager form, ``{mode}_vs_eager`` = the same paired ratio against eager.
 """
 import csv
 import io
 import re
+import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..io import write_json, write_text
 
-__all__ = ['CSV_COLUMNS', 'add_comparisons', 'default_output_prefix', 'format_table', 'write_csv',
+__all__ = ['CSV_COLUMNS', 'add_comparisons', 'default_output_prefix', 'format_table', 'paired_speedup', 'write_csv',
            'write_results_json']
 
 MODE_NAMES = {'infer': 'inference', 'train': 'training'}
@@ -56,6 +59,15 @@ def _find(rows: Sequence[Dict[str, Any]], model: str, compiled: bool) -> Optiona
     return next((r for r in rows if r['model'] == model and r['compiled'] == compiled), None)
 
 
+def paired_speedup(row: Dict[str, Any], other: Dict[str, Any], mode: str) -> float:
+    """How many times faster ``row`` ran than ``other`` in ``mode``: the median of the per-round ratios when both
+    were timed in the same rounds, else the ratio of their throughputs."""
+    ours, theirs = row.get(f'{mode}_round_s'), other.get(f'{mode}_round_s')
+    if ours and theirs and len(ours) == len(theirs):
+        return statistics.median(t / o for t, o in zip(theirs, ours))
+    return row[f'{mode}_ips'] / other[f'{mode}_ips']
+
+
 def add_comparisons(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Adds the twin and eager comparisons to the rows that have their counterpart measured; returns the rows."""
     for row in rows:
@@ -66,10 +78,10 @@ def add_comparisons(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         for mode in MODE_NAMES:
             key = f'{mode}_ips'
             if twin is not None and key in row and key in twin:
-                row[f'{mode}_speedup'] = row[key] / twin[key]
+                row[f'{mode}_speedup'] = paired_speedup(row, twin, mode)
                 row[f'{mode}_of_bound'] = row[f'{mode}_speedup'] / row['flop_bound']
             if eager is not None and key in row and key in eager:
-                row[f'{mode}_vs_eager'] = row[key] / eager[key]
+                row[f'{mode}_vs_eager'] = paired_speedup(row, eager, mode)
     return rows
 
 

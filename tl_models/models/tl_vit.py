@@ -152,9 +152,10 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         patches = residual[:, self.num_prefix_tokens:]  # [B, N, C]
         if torch.jit.is_scripting():
             fuser: _FuserInterface = self.token_fusers[str(block_index)]
-            fused = patches + fuser.forward(learned, patches)  # [B, N, C]
+            fused = fuser.forward(learned, patches)  # [B, N, C]
         else:
-            fused = patches + self.token_fusers[str(block_index)](learned, patches)  # [B, N, C]
+            fused = self.token_fusers[str(block_index)](learned, patches)  # [B, N, C]
+        fused += patches  # the residual, in place: the fuser's output is a fresh tensor no backward needs
         if self.num_prefix_tokens == 0:
             return fused
         return torch.cat([x[:, :self.num_prefix_tokens], fused], dim=1)

@@ -10,13 +10,14 @@ Drawing needs matplotlib (the ``plot`` extra) for its colour maps; nothing here 
 from .errors import VisualizationError
 from .figures import save_token_maps
 from .files import write_gif, write_png
-from .images import SAMPLE_IMAGE, ModelInput, load_image, prepare_image, sample_image
+from .images import SAMPLE_IMAGE, ModelInput, digit_image, load_image, prepare_image, sample_image
 from .loading import load_model, names_weights
 from .maps import find_token_learners, token_learner_maps
 from .render import GridLayout, layer_label, panel_shape, render_token_map_frames, render_token_maps
 
 __all__ = [
-    'SAMPLE_IMAGE', 'GridLayout', 'ModelInput', 'VisualizationError', 'find_token_learners', 'layer_label',
+    'SAMPLE_IMAGE', 'GridLayout', 'ModelInput', 'VisualizationError', 'digit_image', 'find_token_learners',
+    'layer_label',
     'load_image', 'load_model', 'names_weights', 'panel_shape', 'prepare_image', 'render_token_map_frames',
     'render_token_maps', 'sample_image', 'save_token_maps', 'token_learner_maps', 'write_gif', 'write_png',
 ]

@@ -10,7 +10,7 @@ from timm.data import create_transform, resolve_input_data_config
 
 from .errors import VisualizationError
 
-__all__ = ['SAMPLE_IMAGE', 'ModelInput', 'load_image', 'prepare_image', 'sample_image']
+__all__ = ['SAMPLE_IMAGE', 'ModelInput', 'digit_image', 'load_image', 'prepare_image', 'sample_image']
 
 # The photo of scikit-learn's load_sample_image used when no image is given (a 427 x 640 colour photo).
 SAMPLE_IMAGE = 'china.jpg'
@@ -49,6 +49,22 @@ def sample_image() -> Image.Image:
             'no image given and scikit-learn, which ships the sample photo, is not installed; '
             "pass an image or `pip install scikit-learn`") from e
     return Image.fromarray(load_sample_image(SAMPLE_IMAGE))
+
+
+def digit_image(index: int) -> Image.Image:
+    """Held-out digit ``index`` of scikit-learn's digits (the embedded training data), an 8 x 8 RGB image.
+
+    Raises:
+        VisualizationError: ``index`` is outside the held-out split, or scikit-learn is not installed.
+    """
+    try:
+        from ..train.data import DigitsDataset
+        digits = DigitsDataset('validation')
+    except ImportError as e:
+        raise VisualizationError("--digit needs scikit-learn, which ships the digits: `pip install '.[train]'`") from e
+    if not 0 <= index < len(digits):
+        raise VisualizationError(f'expected a held-out digit index in 0..{len(digits) - 1}, got {index}')
+    return digits[index][0]
 
 
 @dataclasses.dataclass(frozen=True)
