@@ -249,7 +249,8 @@ def run_benchmark(config: BenchmarkConfig) -> BenchmarkResult:
             rows.extend(_count_only(spec, config.batch_size) for spec in group)
             continue
         # Each model compiles one graph per mode; same-class variants share dynamo's per-code recompile budget.
-        with torch._dynamo.config.patch(recompile_limit=max(torch._dynamo.config.recompile_limit, 4 * len(group))):
+        # cache_size_limit: newer torch calls it recompile_limit and keeps this name as an alias.
+        with torch._dynamo.config.patch(cache_size_limit=max(torch._dynamo.config.cache_size_limit, 4 * len(group))):
             prepared = [_prepare(spec, config, device, meter) for spec in group]
             entries = [entry for p in prepared for entry in p.entries]
             _time_group(entries, config, device)

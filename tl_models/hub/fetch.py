@@ -48,7 +48,7 @@ def _cache_dir(cache_dir: Optional[PathLike]) -> Path:
 
 
 def _unreachable(hf_hub_id: str, names: str, cache_dir: Optional[PathLike], model_name: Optional[str]) -> str:
-    why = ('offline mode is on (HF_HUB_OFFLINE)' if constants.is_offline_mode()
+    why = ('offline mode is on (HF_HUB_OFFLINE)' if constants.HF_HUB_OFFLINE
            else f'the hub at {constants.ENDPOINT} cannot be reached')
     prefetch = (model_name or f'hf-hub:{hf_hub_id}') + (f' --cache-dir {cache_dir}' if cache_dir else '')
     return (
