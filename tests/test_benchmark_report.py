@@ -66,7 +66,7 @@ def test_targets_pass_fail_and_not_applicable():
     shares = {r.model: r.status for r in results if 'percent of' in r.description}
     assert shares == {tl: 'pass', fuse: 'fail'}
     breaks = {r.model: r.status for r in results if 'graph breaks' in r.description}
-    assert breaks == {'vit_base_patch16_224': 'pass', tl: 'fail'}
+    assert breaks == {tl: 'fail'}  # the compile targets judge our variants, not timm's twin
     flops = [r for r in results if 'paper' in r.description]
     assert {r.status for r in flops} == {'n/a'}  # no 384 px model in these rows
     assert len(failed(results)) == sum(r.status == 'fail' for r in results) > 0

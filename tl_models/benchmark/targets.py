@@ -67,9 +67,9 @@ TARGETS = [
            'tl_vit_base_patch16_384_8at6', 'gmacs', **_within(28.7, 0.05), setting=_AS_REGISTERED),
     Target('ViT-B/16 at 384: GMACs within 5% of the paper (55.6)',
            'vit_base_patch16_384', 'gmacs', **_within(55.6, 0.05), setting=_AS_REGISTERED),
-    Target('torch.compile: graph breaks', '*', 'graph_breaks', high=0, compiled=True),
-    Target('torch.compile: inference throughput relative to eager', '*', 'infer_vs_eager', low=1.0, compiled=True),
-    Target('torch.compile: training throughput relative to eager', '*', 'train_vs_eager', low=1.0, compiled=True),
+    Target('torch.compile: graph breaks', 'tl_*', 'graph_breaks', high=0, compiled=True),
+    Target('torch.compile: inference throughput relative to eager', 'tl_*', 'infer_vs_eager', low=1.0, compiled=True),
+    Target('torch.compile: training throughput relative to eager', 'tl_*', 'train_vs_eager', low=1.0, compiled=True),
 ]
 
 
