@@ -82,3 +82,13 @@ def test_v11_needs_no_grid_and_ignores_one():
 def test_fuser_rejects_mismatched_inputs(tokens, original, expected):
     with pytest.raises(ValueError, match=expected):
         TokenFuser(8, 64)(torch.randn(tokens), torch.randn(original))
+
+
+@pytest.mark.parametrize('layer', [TokenLearner, TokenLearnerV11, TokenFuser])
+def test_a_standardisation_of_another_shape_is_refused(layer):
+    module = layer(4, 8)
+    original = torch.randn(2, 16, 8)
+    args = (original,) if layer is not TokenFuser else (torch.randn(2, 4, 8), original)
+    with pytest.raises(ValueError, match=r'expected standardized tokens shaped like the input tokens \(2, 16, 8\), '
+                                         r'got \(2, 9, 8\)'):
+        module(*args, standardized=torch.randn(2, 9, 8))

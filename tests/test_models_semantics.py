@@ -8,6 +8,8 @@ import torch.nn as nn
 import tl_models  # noqa: F401  (registers the variants)
 from tl_models import TokenLearner, TokenLearnerV11
 
+from conftest import randomize_
+
 SMALL = dict(depth=4, tokenlearner_loc=2, img_size=64, embed_dim=64, num_heads=2)  # 4 x 4 = 16 patch tokens
 
 
@@ -54,6 +56,27 @@ def test_fresh_fuser_model_equals_its_first_blocks():
     with torch.no_grad():
         _, intermediates = model.forward_intermediates(x, indices=[1], output_fmt='NLC', norm=True)
         torch.testing.assert_close(model.forward_features(x), intermediates[0])
+
+
+@pytest.mark.parametrize('use_v11', [True, False])
+@pytest.mark.parametrize('prefix', [dict(class_token=False, global_pool='avg'), dict(class_token=True)])
+def test_fuser_blocks_compute_r_plus_tf_of_block_of_tl(use_v11, prefix):
+    """Every block i >= L computes r + TF_i(block_i(TL_i(r)), r) on the patch tokens, here written out with the
+    modules' own forward (each standardising r itself), against the model's path that standardises r once."""
+    model = timm.create_model('tl_vit_tiny_patch16_224_8at6_fuse', **dict(SMALL, use_v11=use_v11, **prefix))
+    model = randomize_(model, std=0.2).eval()
+    P, grid = model.num_prefix_tokens, model.patch_embed.grid_size
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        x = model.norm_pre(model._pos_embed(model.patch_embed(images)))
+        for i, blk in enumerate(model.blocks):
+            if i < model.tokenlearner_loc:
+                x = blk(x)
+                continue
+            prefix_tokens, r = x[:, :P], x[:, P:]
+            y = blk(torch.cat([prefix_tokens, model.token_learners[str(i)](r, grid)], dim=1))
+            x = torch.cat([y[:, :P], r + model.token_fusers[str(i)](y[:, P:], r)], dim=1)
+        torch.testing.assert_close(model.forward_features(images), model.norm(x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('use_v11, layer', [(True, TokenLearnerV11), (False, TokenLearner)])

@@ -12,6 +12,7 @@ tokens, N patch tokens on an (H, W) grid, S learned tokens and C channels:
   ``L = tokenlearner_loc`` the N patch tokens become S learned tokens, so blocks ``L ..`` see ``[B, P+S, C]``.
 - TokenLearner + TokenFuser: every block ``i >= L`` runs as ``x = r + TF_i(block_i(TL_i(r)), r)`` on the
   patch tokens (prefix tokens pass through the block beside the learned ones); the sequence stays ``[B, P+N, C]``.
+  TL_i and TF_i both LayerNorm ``r``: it is standardised once (``shared_norm``) and each applies its own affine.
 """
 import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -23,6 +24,7 @@ from timm.models._features import feature_take_indices
 from torch.jit import Final
 
 from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
+from ..layers.norm import Standardize
 from .adapt import checkpoint_filter_fn
 
 __all__ = ['TokenLearnerVisionTransformer', 'create_tl_vit']
@@ -38,14 +40,24 @@ with warnings.catch_warnings():  # torch 2.9+ deprecates TorchScript; timm's ViT
     class _LearnerInterface(nn.Module):
         """What TorchScript needs to call a TokenLearner picked from ``token_learners`` by key."""
 
-        def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        def forward(
+                self,
+                x: torch.Tensor,
+                grid_size: Optional[Tuple[int, int]] = None,
+                standardized: Optional[torch.Tensor] = None,
+        ) -> torch.Tensor:
             pass
 
     @torch.jit.interface
     class _FuserInterface(nn.Module):
         """What TorchScript needs to call a TokenFuser picked from ``token_fusers`` by key."""
 
-        def forward(self, tokens: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        def forward(
+                self,
+                tokens: torch.Tensor,
+                original: torch.Tensor,
+                standardized: Optional[torch.Tensor] = None,
+        ) -> torch.Tensor:
             pass
 
 
@@ -109,6 +121,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             str(i): TokenFuser(num_tokens, embed_dim, dropout_rate=tokenlearner_drop_rate)
             for i in (learner_blocks if use_tokenfuse else [])
         })
+        self.shared_norm = Standardize()  # no parameters; standardises r once for TL_i and TF_i
 
         self.weight_init_mode = 'reset' if weight_init == 'skip' else weight_init
         if weight_init != 'skip':
@@ -134,27 +147,45 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         x = self.norm_pre(x)
         return x, grid
 
-    def _learn_tokens(self, block_index: int, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-        """``[B, P+N, C]`` -> ``[B, P+S, C]`` with the TokenLearner of block ``block_index``; prefix tokens kept."""
+    def _learn_tokens(
+            self,
+            block_index: int,
+            x: torch.Tensor,
+            grid: Tuple[int, int],
+            standardized: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """``[B, P+N, C]`` -> ``[B, P+S, C]`` with the TokenLearner of block ``block_index``; prefix tokens kept.
+
+        ``standardized``: the patch tokens standardised (``[B, N, C]``), when the block's TokenFuser shares them.
+        """
         patches = x[:, self.num_prefix_tokens:]  # [B, N, C]
         if torch.jit.is_scripting():
             learner: _LearnerInterface = self.token_learners[str(block_index)]
-            learned = learner.forward(patches, grid)  # [B, S, C]
+            learned = learner.forward(patches, grid, standardized)  # [B, S, C]
         else:
-            learned = self.token_learners[str(block_index)](patches, grid)  # [B, S, C]
+            learned = self.token_learners[str(block_index)](patches, grid, standardized)  # [B, S, C]
         if self.num_prefix_tokens == 0:
             return learned
         return torch.cat([x[:, :self.num_prefix_tokens], learned], dim=1)
 
-    def _fuse_tokens(self, block_index: int, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """Block output ``[B, P+S, C]`` -> ``[B, P+N, C]``: the patch tokens of ``residual`` plus the fused tokens."""
+    def _fuse_tokens(
+            self,
+            block_index: int,
+            x: torch.Tensor,
+            residual: torch.Tensor,
+            standardized: torch.Tensor,
+    ) -> torch.Tensor:
+        """Block output ``[B, P+S, C]`` -> ``[B, P+N, C]``: the patch tokens of ``residual`` plus the fused tokens.
+
+        ``standardized``: the patch tokens of ``residual`` standardised (``[B, N, C]``), shared with the TokenLearner.
+        """
         learned = x[:, self.num_prefix_tokens:]  # [B, S, C]
         patches = residual[:, self.num_prefix_tokens:]  # [B, N, C]
         if torch.jit.is_scripting():
             fuser: _FuserInterface = self.token_fusers[str(block_index)]
-            fused = fuser.forward(learned, patches)  # [B, N, C]
+            fused = fuser.forward(learned, patches, standardized)  # [B, N, C]
         else:
-            fused = self.token_fusers[str(block_index)](learned, patches)  # [B, N, C]
+            fused = self.token_fusers[str(block_index)](learned, patches, standardized)  # [B, N, C]
         fused += patches  # the residual, in place: the fuser's output is a fresh tensor no backward needs
         if self.num_prefix_tokens == 0:
             return fused
@@ -173,14 +204,17 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             if i <= last_index:
                 residual = x
                 learns = i == self.tokenlearner_loc or (self.use_tokenfuse and i > self.tokenlearner_loc)
+                standardized: Optional[torch.Tensor] = None
+                if learns and self.use_tokenfuse:
+                    standardized = self.shared_norm(x[:, self.num_prefix_tokens:])  # [B, N, C]
                 if learns:
-                    x = self._learn_tokens(i, x, grid)  # [B, P+S, C]
+                    x = self._learn_tokens(i, x, grid, standardized)  # [B, P+S, C]
                 if self.grad_checkpointing and not torch.jit.is_scripting():
                     x = checkpoint(blk, x)
                 else:
                     x = blk(x)
-                if learns and self.use_tokenfuse:
-                    x = self._fuse_tokens(i, x, residual)  # [B, P+N, C]
+                if standardized is not None:
+                    x = self._fuse_tokens(i, x, residual, standardized)  # [B, P+N, C]
                 if i in take_indices:
                     intermediates.append(x)
         return x, intermediates
