@@ -15,7 +15,6 @@ import torch
 
 from ..layers import TokenLearner
 from ..layers.layout import flatten_tokens, token_grid
-from ..layers.norm import standardize
 from .timing import time_interleaved
 
 __all__ = ['LAYOUTS', 'LayerTiming', 'benchmark_token_learner', 'format_layer_timings', 'naive_token_learner']
@@ -28,8 +27,7 @@ def naive_token_learner(module: TokenLearner, x: torch.Tensor,
                         grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
     """TokenLearner v1 as the seed pools: ``[B, C, H, W]`` or ``[B, N, C]`` -> ``[B, S, C]`` via ``[B, S, N, C]``."""
     tokens = flatten_tokens(x, module.in_channels, 'naive TokenLearner')  # [B, N, C]
-    grid = token_grid(x, grid_size, 'naive TokenLearner')
-    weights = module._weights(standardize(tokens), grid)  # [B, S, N]
+    weights = module._weights(tokens, token_grid(x, grid_size, 'naive TokenLearner'))  # [B, S, N]
     pooled = (weights.unsqueeze(-1) * tokens.unsqueeze(1)).sum(2)  # [B, S, N, C] -> [B, S, C]
     return pooled if module.use_sum_pooling else pooled / tokens.shape[1]
 

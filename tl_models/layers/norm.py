@@ -30,6 +30,23 @@ def standardized_tokens(tokens: torch.Tensor, standardized: Optional[torch.Tenso
     return standardized
 
 
+def layer_norm_tokens(
+        tokens: torch.Tensor,
+        standardized: Optional[torch.Tensor],
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        name: str,
+) -> torch.Tensor:
+    """LayerNorm of tokens ``[B, N, C]`` with scale ``weight`` and shift ``bias`` (``[C]``): ``[B, N, C]``.
+
+    From ``standardized`` (checked to be shaped like the tokens) in one fused pass when it is given.
+    """
+    if standardized is None:
+        return F.layer_norm(tokens, [tokens.shape[-1]], weight, bias, eps=1e-6)
+    check_standardized(standardized, tokens, name)
+    return torch.addcmul(bias, standardized, weight)
+
+
 class Standardize(nn.Module):
     """:func:`standardize` as a module without parameters, for timing hooks to see: ``[B, N, C]`` -> ``[B, N, C]``."""
 

@@ -11,9 +11,10 @@ import torch.nn as nn
 
 from .layout import flatten_tokens, token_grid
 from .mlp import BottleneckMlp, affine_linear
-from .norm import standardize, standardized_tokens
+from .norm import layer_norm_tokens, standardize, standardized_tokens
 
 torch.fx.wrap('flatten_tokens')
+torch.fx.wrap('layer_norm_tokens')  # a leaf for fx: whether a standardisation is given is known only at run time
 torch.fx.wrap('standardized_tokens')  # a leaf for fx: whether one is given is known only at run time
 torch.fx.wrap('token_grid')
 
@@ -54,10 +55,15 @@ class TokenLearner(nn.Module):
             nn.Conv2d(num_tokens, num_tokens, kernel_size=3, padding=1, bias=False),
         )
 
-    def _weights(self, standardized: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-        """Spatial weights ``[B, S, N]`` of standardised tokens ``[B, N, C]`` on an ``(H, W)`` grid."""
-        B, _, C = standardized.shape
-        x = standardized * self.norm.weight + self.norm.bias  # [B, N, C], the LayerNorm's affine
+    def _weights(
+            self,
+            tokens: torch.Tensor,
+            grid: Tuple[int, int],
+            standardized: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Spatial weights ``[B, S, N]`` of tokens ``[B, N, C]`` (or their standardisation) on an ``(H, W)`` grid."""
+        B, _, C = tokens.shape
+        x = layer_norm_tokens(tokens, standardized, self.norm.weight, self.norm.bias, 'TokenLearner')  # [B, N, C]
         x = x.reshape(B, grid[0], grid[1], C).permute(0, 3, 1, 2)  # [B, C, H, W] (channels-last strides)
         x = self.token_masking(x)  # [B, S, H, W]
         return x.flatten(2).sigmoid()  # [B, S, N]
@@ -65,7 +71,7 @@ class TokenLearner(nn.Module):
     def spatial_weights(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """The weight each learned token gives each position: ``[B, S, N]``, values in (0, 1)."""
         tokens = flatten_tokens(x, self.in_channels, 'TokenLearner')
-        return self._weights(standardize(tokens), token_grid(x, grid_size, 'TokenLearner'))
+        return self._weights(tokens, token_grid(x, grid_size, 'TokenLearner'))
 
     def forward(
             self,
@@ -79,8 +85,7 @@ class TokenLearner(nn.Module):
         standardisation when a TokenFuser on the same input has done it.
         """
         tokens = flatten_tokens(x, self.in_channels, 'TokenLearner')  # [B, N, C]
-        standardized = standardized_tokens(tokens, standardized, 'TokenLearner')
-        weights = self._weights(standardized, token_grid(x, grid_size, 'TokenLearner'))  # [B, S, N]
+        weights = self._weights(tokens, token_grid(x, grid_size, 'TokenLearner'), standardized)  # [B, S, N]
         learned = weights @ tokens  # [B, S, C]
         if self.use_sum_pooling:
             return learned
