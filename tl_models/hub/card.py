@@ -55,7 +55,7 @@ def _usage(repo_id: Optional[str]) -> str:
 import timm
 import torch
 
-import tl_models  # registers the tl_ architectures with timm: needed before timm.create_model
+import tl_models  # registers the tl_ architectures with timm (an installed tl-models also does on `import timm`)
 
 model = timm.create_model('{name}', pretrained=True).eval()
 data_config = timm.data.resolve_model_data_config(model)

@@ -3,9 +3,10 @@ import timm
 
 __all__ = ['IMPORT_NOTE', 'UnknownArchitectureError', 'check_architecture']
 
-IMPORT_NOTE = ('TokenLearner models need `import tl_models` before timm.create_model(...): the import registers '
-               'the tl_ architectures with timm (pip install tl-models); without it timm stops with '
-               "RuntimeError: Unknown model (tl_...).")
+IMPORT_NOTE = ('TokenLearner models need the tl-models package (pip install tl-models). Installed, it registers the '
+               'tl_ architectures with timm whenever timm is imported; `import tl_models` does the same explicitly '
+               '(needed with TL_MODELS_NO_TIMM_HOOK=1 set, or from a source tree that is not installed). Without '
+               'it timm stops with RuntimeError: Unknown model (tl_...).')
 
 
 class UnknownArchitectureError(RuntimeError):
