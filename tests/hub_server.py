@@ -5,9 +5,10 @@ What huggingface_hub 2.x asks of a hub to download ``{repo_id}/{filename}`` at `
 - ``HEAD {endpoint}/{repo_id}/resolve/{revision}/{filename}``. It reads ``X-Repo-Commit`` (the commit,
   required), ``X-Linked-Etag`` or ``ETag`` (the name of the blob in its cache, required) and
   ``X-Linked-Size`` or ``Content-Length`` (the size it checks the download against). A weight file is an
-  LFS file: the hub answers ``302`` with ``Location`` on a CDN, another origin, which huggingface_hub does
-  not follow for HEAD; its ``X-Linked-Etag`` is the sha256 of the content. A small file answers ``200``
-  with an ``ETag`` (the git blob id).
+  LFS file: the hub answers ``302`` with ``Location`` on a CDN, another host, which huggingface_hub does
+  not follow for HEAD; its ``X-Linked-Etag`` is the sha256 of the content. (Releases 2.0 and 2.1 follow a
+  redirect to the same host name on another port, so the CDN here is ``localhost``, the hub ``127.0.0.1``.)
+  A small file answers ``200`` with an ``ETag`` (the git blob id).
 - ``GET`` on that ``Location`` (LFS) or on the resolve URL (small file): the bytes.
 - Errors: ``404`` with ``X-Error-Code`` ``RepoNotFound``, ``RevisionNotFound`` or ``EntryNotFound``
   (the last with ``X-Repo-Commit``), which huggingface_hub turns into its exceptions.
@@ -83,7 +84,7 @@ def _git_blob_id(data: bytes) -> str:
 
 
 class HubServer:
-    """Serves repos (name -> files) over the hub's file protocol on 127.0.0.1; LFS bytes from a second port."""
+    """Serves repos (name -> files) over the hub's file protocol on 127.0.0.1; LFS bytes from localhost."""
 
     def __init__(self) -> None:
         self.repos: Dict[str, Dict[str, bytes]] = {}
@@ -102,7 +103,7 @@ class HubServer:
 
     @property
     def cdn(self) -> str:
-        return f'http://127.0.0.1:{self._cdn.server_address[1]}'
+        return f'http://localhost:{self._cdn.server_address[1]}'  # another host name than the hub's, as on the hub
 
     def __enter__(self) -> 'HubServer':
         for thread in self._threads:
