@@ -120,3 +120,13 @@ def test_the_variable_turns_the_hook_off(tmp_path):
                                       "os.environ['TL_MODELS_NO_TIMM_HOOK'] = '1'")
     outputs = [_python(script + check, tmp_path).stdout.strip() for script in (INSTALL_HOOK, turned_off)]
     assert outputs == ['True', 'False']
+
+
+@pytest.mark.slow
+def test_installing_after_timm_was_imported_registers_at_once(tmp_path):
+    """A site folder added while the program runs (``site.addsitedir``) installs the hook after ``import timm``."""
+    script = "import timm\n" + INSTALL_HOOK.replace(
+        "assert 'timm' not in sys.modules and 'tl_models' not in sys.modules", "assert 'tl_models' in sys.modules")
+    result = _python(script + "print(len(timm.list_models('tl_*')))", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 0
