@@ -5,7 +5,7 @@ The wheel installs this file as the top-level module ``_tl_models_timm_hook`` ne
 whose one line Python runs at start-up: ``import _tl_models_timm_hook; _tl_models_timm_hook.install()``.
 :func:`install` only puts a :class:`TimmImportWatcher` on ``sys.meta_path`` (it imports nothing at start-up beyond
 ``os`` and ``sys``). On the first ``import timm`` the watcher lets timm load as usual and then imports
-``tl_models``, whose import registers the variants (about 35 ms on top of timm's own import). If that fails, timm
+``tl_models``, whose import registers the variants (about 30 ms on top of timm's own import). If that fails, timm
 still imports and a ``RuntimeWarning`` says why. Setting ``TL_MODELS_NO_TIMM_HOOK=1`` turns the hook off; then
 ``import tl_models`` is needed before ``timm.create_model``, as without an installed package.
 """
