@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     except TrainConfigError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(f"held-out top-1 accuracy: {summary['best_top1']:.2f}% (best of {summary['epochs']} epochs)")
+    print(f"held-out top-1 accuracy: {summary['selected_top1']:.2f}% ({summary['select']} of {summary['epochs']} "
+          f"epochs)")
     return 0
 
 

@@ -33,9 +33,10 @@ def _shipped_variant_count() -> int:
 def test_installed_wheel_finds_its_configs_outside_a_checkout(installed_wheel, tmp_path):
     names, target = installed_wheel
     shipped = sorted(p.name for p in (ROOT / 'configs').glob('*.yaml'))
-    assert sorted(Path(n).name for n in names if n.startswith('tl_models/configs/') and n.endswith('.yaml')
-                  and '/train/' not in n) == shipped
+    assert sorted(n.rsplit('/', 1)[1] for n in names if n.startswith('tl_models/configs/') and n.endswith('.yaml')
+                  and n.count('/') == 2) == shipped
     assert any(n.startswith('tl_models/configs/train/') for n in names)
+    assert any(n.startswith('tl_models/configs/study/') for n in names)
 
     script = ('import tl_models, timm; from tl_models.registry import builtin_config_dir; '
               'print(tl_models.__file__); print(builtin_config_dir()); print(len(timm.list_models("tl_*")))')

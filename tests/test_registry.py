@@ -14,6 +14,7 @@ import yaml
 
 import tl_models
 from tl_models import VariantConfigError, register_variants
+from tl_models.hub import WeightFileError
 from tl_models.registry import builtin_config_dir, parse_variant_file
 
 _names = (f'tl_test_{i}' for i in itertools.count())
@@ -46,9 +47,10 @@ def _valid(tmp_path: Path, **replacements) -> tuple:
 
 def test_shipped_files_define_the_registered_variants():
     shipped = [v.name for path in sorted(builtin_config_dir().glob('*.yaml')) for v in parse_variant_file(path)]
-    registered = [n for n in tl_models.list_variants() if tl_models.get_variant(n).path.parent == builtin_config_dir()]
+    every = tl_models.list_variants() + tl_models.registry.list_plain_variants()
+    registered = sorted(n for n in every if tl_models.get_variant(n).path.parent == builtin_config_dir())
     assert sorted(shipped) == registered
-    assert set(registered) <= set(timm.list_models('tl_*'))
+    assert set(registered) <= set(timm.list_models('tl_*') + timm.list_models('vit_*'))
     assert not any(p.name == 'train' for p in builtin_config_dir().glob('*.yaml'))
 
 
@@ -75,6 +77,8 @@ def test_shipped_variants_cover_the_paper_settings():
 def test_backbone_tags_state_the_source_checkpoints_preprocessing():
     for name in tl_models.list_variants():
         for tag, fields in tl_models.get_variant(name).tags.items():
+            if 'file' in fields:
+                continue  # weights trained by tl_models, shipped in the package (tests/test_shipped_weights.py)
             cfg = timm.models.get_pretrained_cfg(f'{name}.{tag}')
             source = timm.models.get_pretrained_cfg(fields['hf_hub_id'].split('/', 1)[1])
             assert source is not None, f'{name}.{tag}: {fields["hf_hub_id"]} is not a timm checkpoint'
@@ -161,15 +165,16 @@ def test_tag_errors(tmp_path):
         register_variants(path)
     path, _ = _valid(tmp_path, **{'architecture: {num_tokens: 4, tokenlearner_loc: 1}':
                                   'architecture: {num_tokens: 4, tokenlearner_loc: 1}\n    tags: {ok: {mean: [1]}}'})
-    with pytest.raises(VariantConfigError, match=r"key 'tags.ok.hf_hub_id': missing required key"):
+    with pytest.raises(VariantConfigError, match=r"key 'tags.ok': a tag needs its weights: hf_hub_id \(a hub repo\) "
+                                                 r"or file \(a weight file\)"):
         register_variants(path)
 
 
 @pytest.mark.parametrize('bad_name, problem', [
-    ('vit_mine', "variant names must match 'tl_[a-z0-9_]+'"),
+    ('resnet_mine', "variant names must match 'tl_[a-z0-9_]+' (a TokenLearner ViT) or 'vit_[a-z0-9_]+'"),
     ('tl_Mine', "variant names must match 'tl_[a-z0-9_]+'"),
 ])
-def test_names_need_the_tl_prefix(tmp_path, bad_name, problem):
+def test_names_need_the_tl_or_vit_prefix(tmp_path, bad_name, problem):
     path = _write(tmp_path, VALID.replace('NAME', bad_name))
     with pytest.raises(VariantConfigError) as info:
         register_variants(path)
@@ -237,3 +242,63 @@ def test_get_variant_suggests_close_names():
 def test_config_dir_yaml_is_plain_safe_yaml():
     for path in builtin_config_dir().glob('*.yaml'):
         assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+PLAIN = VALID.split('variants:')[0] + textwrap.dedent("""\
+    variants:
+      vit_NAME:
+        description: A tiny plain twin.
+        architecture: {}
+      tl_NAME:
+        description: Its TokenLearner variant.
+        architecture: {num_tokens: 4, tokenlearner_loc: 1}
+    """)
+
+
+def test_vit_variants_are_timms_plain_vision_transformer(tmp_path):
+    name = next(_names).replace('tl_', '')
+    register_variants(_write(tmp_path, PLAIN.replace('NAME', name)))
+    plain, learner = timm.create_model(f'vit_{name}'), timm.create_model(f'tl_{name}')
+    assert type(plain) is timm.models.VisionTransformer and plain.global_pool == 'avg' and plain.cls_token is None
+    assert f'vit_{name}' in tl_models.registry.list_plain_variants() and f'vit_{name}' not in tl_models.list_variants()
+    shared = {k: v.shape for k, v in learner.state_dict().items() if not k.startswith(('token_learners', 'token_fus'))}
+    assert shared == {k: v.shape for k, v in plain.state_dict().items()}  # twins: the same tensors but the TokenLearner
+    from tl_models.benchmark import twin_name
+    assert twin_name(f'tl_{name}') == f'vit_{name}'
+    for shipped in ('vit_nano_patch4_32', 'vit_micro_patch4_32'):
+        assert type(timm.create_model(shipped)) is timm.models.VisionTransformer
+
+
+def test_a_plain_variant_takes_no_tokenlearner_keys(tmp_path):
+    text = PLAIN.replace('NAME', 'x_plain').replace('architecture: {}', 'architecture: {num_tokens: 8}')
+    with pytest.raises(VariantConfigError, match=r"variant 'vit_x_plain': key 'architecture.num_tokens': a plain vit_ "
+                                                 r"variant has no TokenLearner"):
+        parse_variant_file(_write(tmp_path, text))
+
+
+def test_a_tag_file_is_read_beside_the_yaml_file_with_no_network(tmp_path, monkeypatch):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    from safetensors.torch import save_file
+
+    name = next(_names)
+    source = timm.create_model('tl_vit_pico_patch4_16_8at2', num_classes=3)
+    (tmp_path / 'weights').mkdir()
+    save_file(source.state_dict(), tmp_path / 'weights' / 'model.safetensors')
+    text = textwrap.dedent(f"""\
+        variants:
+          {name}:
+            description: Pico with shipped weights.
+            architecture: {{patch_size: 4, embed_dim: 64, depth: 4, num_heads: 2, class_token: false,
+                           global_pool: avg, num_tokens: 8, tokenlearner_loc: 2}}
+            pretrained_cfg: {{input_size: [3, 16, 16], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], crop_pct: 1.0,
+                             license: apache-2.0}}
+            tags:
+              mine: {{file: weights/model.safetensors, num_classes: 3}}
+        """)
+    register_variants(_write(tmp_path, text))
+    assert timm.models.get_pretrained_cfg(f'{name}.mine').file == str(tmp_path / 'weights' / 'model.safetensors')
+    loaded = timm.create_model(f'{name}.mine', pretrained=True)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in source.state_dict().items())
+    (tmp_path / 'weights' / 'model.safetensors').unlink()
+    with pytest.raises(WeightFileError, match=r'model\.safetensors'):
+        timm.create_model(f'{name}.mine', pretrained=True)

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 import tl_models  # noqa: F401  (registers the tl_ models)
 from tl_models.train import TrainConfig, TrainConfigError, load_recipe, train
 from tl_models.train.checkpoint import load_checkpoint
-from tl_models.train.data import DigitsDataset
+from tl_models.train.data import DigitsDataset, holdout_indices
 from tl_models.train.validate import validate
 
 QUICK = dict(epochs=2, warmup_epochs=1)
@@ -58,8 +58,9 @@ def test_run_writes_summary_metrics_checkpoints_and_a_loadable_model(tmp_path, c
 
 
 @pytest.mark.slow
-def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
-    config = dict(epochs=2, warmup_epochs=1, model_ema=True, mixup=0.2, seed=3)
+@pytest.mark.parametrize('preload', [False, True])
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path, preload):
+    config = dict(epochs=2, warmup_epochs=1, model_ema=True, mixup=0.2, seed=3, preload=preload)
     train(TrainConfig(output=str(tmp_path / 'straight'), **config))
     train(TrainConfig(output=str(tmp_path / 'resumed'), stop_after_epoch=1, **config))
     assert load_checkpoint(tmp_path / 'resumed' / 'checkpoints' / 'last.safetensors').epoch == 1
@@ -168,7 +169,8 @@ def test_recipes_load_and_flags_override_them(tmp_path):
     assert (config.epochs, config.lr, config.model_ema, config.scale) == (7, 0.01, False, [0.5, 1.0])
     assert config.batch_size == TrainConfig().batch_size
     for shipped in sorted(Path(__file__).parents[1].glob('configs/train/*.yaml')):
-        assert TrainConfig(**load_recipe(shipped)).pretrained  # the shipped recipes start from weights
+        recipe = TrainConfig(**load_recipe(shipped))
+        assert recipe.pretrained == shipped.name.startswith(('finetune', 'tokenlearner'))  # CIFAR-10: from scratch
 
 
 @pytest.mark.parametrize('text, message', [
@@ -230,3 +232,38 @@ def test_progress_bar_on_a_terminal_only(monkeypatch):
     progress.close()
     assert progress.bar.n == 3 and progress.bar.postfix == 'loss=0.5000' and 'epoch 1' in sys.stderr.getvalue()
     assert EpochProgress(3, 'epoch 1', enabled=False).bar is None  # other ranks than 0 show nothing
+
+
+@pytest.mark.slow
+def test_plain_timm_vit_trains_evaluates_every_few_epochs_and_exports_the_last_epoch(tmp_path):
+    run = tmp_path / 'run'
+    summary = train(TrainConfig(model='vit_nano_d2_patch4_32', output=str(run), preload=True, epochs=3,
+                                warmup_epochs=1, eval_every=2, select='last'))
+    rows = list(csv.DictReader((run / 'metrics.csv').open()))
+    assert [r['top1'] != '' for r in rows] == [False, True, True]  # epochs 2 and the last
+    assert summary['model'] == 'vit_nano_d2_patch4_32' and summary['select'] == 'last'
+    assert summary['selected_epoch'] == 3 and summary['selected_top1'] == summary['last_top1']
+    assert not (run / 'checkpoints' / 'best.safetensors').exists()
+    model = timm.create_model(f"local-dir:{run / 'model'}", pretrained=True)
+    assert type(model) is timm.models.VisionTransformer and len(model.blocks) == 2
+    metrics = validate(str(run), TrainConfig(preload=True))
+    assert metrics['top1'] == pytest.approx(summary['selected_top1'], abs=1e-6)
+
+
+def test_holdout_trains_on_the_rest_of_the_training_split(tmp_path):
+    summary = train(TrainConfig(output=str(tmp_path / 'run'), holdout=0.25, epochs=1, warmup_epochs=0, batch_size=128))
+    assert summary['dataset'] == 'digits (train less 25% held out)'
+    kept, held_out = holdout_indices(DigitsDataset('train').targets, 0.25)
+    assert (len(kept), len(held_out)) == (1078, 359)
+    assert summary['optimizer_steps'] == 1078 // 128  # timm's training loader drops the incomplete last batch
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(select='first'), r"'select' expects one of best, last, got 'first'"),
+    (dict(holdout=1.0), r"'holdout' expects a fraction in \[0, 1\), got 1.0"),
+    (dict(eval_every=0), r"'eval_every' expects a positive number of epochs, got 0"),
+    (dict(threads=0), r"'threads' expects a positive number, got 0"),
+])
+def test_bad_values_are_refused_when_the_configuration_is_made(overrides, message):
+    with pytest.raises(TrainConfigError, match=message):
+        TrainConfig(**overrides)

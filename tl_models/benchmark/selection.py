@@ -4,7 +4,9 @@ The twin of a variant is the timm ViT a user would otherwise pick, taken as timm
 width, depth, heads and image size (``tl_vit_base_patch16_224_*`` -> ``vit_base_patch16_224``), with timm's
 class token and class-token pooling. The TokenLearner variants drop the class token and average-pool, as the
 paper's models do; the twin's GMACs count its class token, so the FLOP-ratio bound compares the two models
-exactly as run. A variant whose size timm does not have (e.g. the 16 px digits model) is measured without a twin.
+exactly as run. At a size timm does not define, the twin is the plain ``vit_`` variant of our YAML files whose
+architecture is the variant's without the TokenLearner (``tl_vit_nano_patch4_32_8at2`` -> ``vit_nano_patch4_32``);
+a variant with neither (e.g. the 16 px digits model) is measured without a twin.
 """
 import dataclasses
 import difflib
@@ -16,7 +18,7 @@ import timm
 from timm.models import VisionTransformer, get_arch_name, get_pretrained_cfg
 
 from ..models import TokenLearnerVisionTransformer
-from ..registry import get_variant, list_variants
+from ..registry import get_variant, list_plain_variants, list_variants
 
 __all__ = ['TOKENLEARNER_ONLY_ARGS', 'ModelSpec', 'default_model_names', 'group_by_baseline', 'resolve_models',
            'twin_name']
@@ -59,13 +61,28 @@ class ModelSpec:
     baseline: Optional[str] = None
 
 
+def _registered_twin(variant_name: str) -> Optional[str]:
+    """The plain ``vit_`` variant of our YAML files identical to ``variant_name`` but for its TokenLearner."""
+    variant = get_variant(variant_name)
+    arch = {k: v for k, v in variant.architecture.items() if k not in TOKENLEARNER_ONLY_ARGS}
+    for name in list_plain_variants():
+        plain = get_variant(name)
+        if plain.architecture == arch and plain.pretrained_cfg['input_size'] == variant.pretrained_cfg['input_size']:
+            return name
+    return None
+
+
 def twin_name(variant_name: str) -> str:
-    """The plain timm ViT a TokenLearner variant is compared with, e.g. ``vit_base_patch16_224``.
+    """The plain ViT a TokenLearner variant is compared with, e.g. ``vit_base_patch16_224`` (timm's) or
+    ``vit_nano_patch4_32`` (ours, at a size timm lacks).
 
     Raises:
         KeyError: ``variant_name`` is not a registered TokenLearner variant (the message lists close names).
-        ValueError: the variant's architecture has no standard timm ViT twin.
+        ValueError: the variant's architecture has no plain ViT twin.
     """
+    registered = _registered_twin(variant_name)
+    if registered is not None:
+        return registered
     variant = get_variant(variant_name)
     arch = variant.architecture
     extra = sorted(set(arch) - _TWIN_COMPATIBLE_KEYS)
@@ -100,21 +117,20 @@ def _size_rank(name: str) -> Tuple[Any, ...]:
     return (arch['embed_dim'], arch['depth'], variant.pretrained_cfg['input_size'][-1], _canonical_rank(name))
 
 
-def _has_twin(variant_name: str) -> bool:
+def _has_timm_twin(variant_name: str) -> bool:
     try:
-        twin_name(variant_name)
+        return twin_name(variant_name) not in list_plain_variants()
     except ValueError:
         return False
-    return True
 
 
 def default_model_names() -> List[str]:
     """One TokenLearner variant per timm ViT size (width and depth), the reference variant of each, smallest first.
 
-    Sizes timm has no plain ViT of (nothing to compare with) are left out.
+    Sizes timm has no plain ViT of (ours, such as the 32 px CIFAR sizes, and the 16 px digits model) are left out.
     """
     by_size: Dict[Tuple[int, int], List[str]] = {}
-    for name in filter(_has_twin, list_variants()):
+    for name in filter(_has_timm_twin, list_variants()):
         arch = get_variant(name).architecture
         by_size.setdefault((arch['embed_dim'], arch['depth']), []).append(name)
     return [min(names, key=_canonical_rank) for _, names in sorted(by_size.items())]

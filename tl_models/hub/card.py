@@ -72,10 +72,14 @@ A local copy of this repo (config.json, model.safetensors) loads with
 def _details(config: Dict[str, Any], num_params: int) -> List[str]:
     cfg = config['pretrained_cfg']
     args = config.get('model_args', {})
+    if 'num_tokens' in args:
+        fuser = ' (TokenLearner + TokenFuser around every later block)' if args.get('use_tokenfuse') else ''
+        architecture = (f"a timm Vision Transformer whose TokenLearner learns {args['num_tokens']} tokens before "
+                        f"block {args.get('tokenlearner_loc', '?')}{fuser}")
+    else:
+        architecture = 'a plain timm model without TokenLearner'
     rows = [
-        f"- **Architecture:** `{config['architecture']}`: a timm Vision Transformer whose TokenLearner learns "
-        f"{args.get('num_tokens', '?')} tokens before block {args.get('tokenlearner_loc', '?')}"
-        + (' (TokenLearner + TokenFuser around every later block)' if args.get('use_tokenfuse') else ''),
+        f"- **Architecture:** `{config['architecture']}`: {architecture}",
         f"- **Classes:** {config['num_classes']}",
         f'- **Parameters:** {num_params / 1e6:.2f} M',
         f"- **Input:** {' x '.join(map(str, cfg['input_size']))}, mean {list(cfg['mean'])}, std {list(cfg['std'])}, "

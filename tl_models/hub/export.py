@@ -45,12 +45,14 @@ class ExportError(ValueError):
 
 
 def _architecture(model: nn.Module) -> str:
-    if not isinstance(model, TokenLearnerVisionTransformer):
-        raise ExportError(f'expected a TokenLearnerVisionTransformer, got {type(model).__name__}')
+    """The registered timm name of ``model`` (a TokenLearner variant, a plain twin, or any timm model)."""
     architecture = (getattr(model, 'pretrained_cfg', None) or {}).get('architecture')
     if not architecture:
-        raise ExportError("the model has no pretrained_cfg: create it with timm.create_model('tl_...')")
-    get_variant(architecture)  # KeyError naming close variants if it is not registered
+        raise ExportError(f'the {type(model).__name__} has no pretrained_cfg: create it with timm.create_model(...)')
+    if isinstance(model, TokenLearnerVisionTransformer):
+        get_variant(architecture)  # KeyError naming close variants if it is not registered
+    elif not timm.is_model(architecture):
+        raise ExportError(f'{architecture} is not a registered timm model, so no Python could rebuild it')
     return architecture
 
 
@@ -61,7 +63,11 @@ def _model_args(model: nn.Module, architecture: str) -> Dict[str, Any]:
     size; dropout rates and the initialisation mode are left out, as they do not shape loaded weights.
     """
     recorded = getattr(model, '_model_args', {})
-    return {k: v for k, v in get_variant(architecture).architecture.items()
+    try:
+        variant_args = get_variant(architecture).architecture
+    except KeyError:  # a timm model of timm's own: its entrypoint holds its architecture
+        return {}
+    return {k: v for k, v in variant_args.items()
             if k not in recorded and k not in _CURRENT_ARGS and not k.endswith('_rate') and k != 'weight_init'}
 
 
@@ -85,8 +91,8 @@ def export_model(
     """Writes ``model`` as a hub-ready folder: config.json, model.safetensors, README.md; returns the folder.
 
     Args:
-        model: A TokenLearner ViT created with ``timm.create_model`` (its pretrained_cfg gives the
-            preprocessing: input size, mean/std, crop).
+        model: A model created with ``timm.create_model``: a TokenLearner ViT, a plain twin or any timm
+            model (its pretrained_cfg gives the preprocessing: input size, mean/std, crop).
         out_dir: The folder to create.
         provenance: What the weights are, for the card and the config's description.
         repo_id: The hub repo it is meant for (``org/name``), shown in the card's loading code.
@@ -96,7 +102,7 @@ def export_model(
         label_names: Class names, one per output of the classifier.
 
     Raises:
-        ExportError: not a registered TokenLearner model.
+        ExportError: not a model timm can rebuild by name.
         FileExistsError: ``out_dir`` exists and ``overwrite`` is False.
     """
     architecture = _architecture(model)
@@ -143,7 +149,8 @@ def checkpoint_provenance(
     dataset = run_summary.get('dataset')
     on = f' on {dataset}' if dataset else ''
     return Provenance(
-        summary=(f'A TokenLearner ViT ({ckpt.model_name}) trained with tl_models{on}: the '
+        summary=(f"{'A TokenLearner ViT' if ckpt.model_name.startswith('tl_') else 'A model'} ({ckpt.model_name}) "
+                 f'trained with tl_models{on}: the '
                  f"{'EMA ' if use_ema else ''}weights of {ckpt.path.name} (epoch {ckpt.epoch})."),
         dataset=dataset,
         metrics=_numbers(run_summary) or _numbers(ckpt.metrics),

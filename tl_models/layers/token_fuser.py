@@ -38,6 +38,7 @@ class TokenFuser(nn.Module):
             use_normalization: bool = True,
             bottleneck_dim: int = 64,
             dropout_rate: float = 0.,
+            weight_init: str = 'official',
     ) -> None:
         """
         Args:
@@ -46,6 +47,8 @@ class TokenFuser(nn.Module):
             use_normalization: LayerNorm before and after the token mixer (needed after sum pooling).
             bottleneck_dim: D, the hidden width of the MLP that scores positions.
             dropout_rate: Dropout in the MLP and on the output.
+            weight_init: The MLP's initialisation, 'official' or 'vit' (see :mod:`.mlp`); the token mixer
+                starts at zero either way.
         """
         super().__init__()
         self.num_tokens = num_tokens
@@ -54,7 +57,7 @@ class TokenFuser(nn.Module):
         self.token_mixer = nn.Linear(num_tokens, num_tokens)
         self.mix_norm2 = nn.LayerNorm(in_channels, eps=1e-6) if use_normalization else nn.Identity()
         self.norm = nn.LayerNorm(in_channels, eps=1e-6)
-        self.token_masking = BottleneckMlp(in_channels, bottleneck_dim, num_tokens, dropout_rate)
+        self.token_masking = BottleneckMlp(in_channels, bottleneck_dim, num_tokens, dropout_rate, weight_init)
         self.dropout = nn.Dropout(dropout_rate)
         self.init_weights()
 

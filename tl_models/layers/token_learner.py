@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from .layout import flatten_tokens, token_grid
-from .mlp import BottleneckMlp, affine_linear
+from .mlp import BottleneckMlp, affine_linear, check_weight_init
 from .norm import layer_norm_tokens, standardize, standardized_tokens
 
 torch.fx.wrap('flatten_tokens')
@@ -33,14 +33,18 @@ class TokenLearner(nn.Module):
     in_channels: Final[int]
     use_sum_pooling: Final[bool]
 
-    def __init__(self, num_tokens: int, in_channels: int, use_sum_pooling: bool = True) -> None:
+    def __init__(self, num_tokens: int, in_channels: int, use_sum_pooling: bool = True,
+                 weight_init: str = 'official') -> None:
         """
         Args:
             num_tokens: S, the number of learned tokens.
             in_channels: C, the channels of the input tokens.
             use_sum_pooling: Sum the weighted positions (official default); otherwise average them.
+            weight_init: 'official' (the convolutions LeCun-normal, as flax initialises them) or 'vit'
+                (PyTorch's default, which timm's ViT initialisation leaves); see :mod:`.mlp`.
         """
         super().__init__()
+        self.weight_init = check_weight_init(weight_init)
         self.num_tokens = num_tokens
         self.in_channels = in_channels
         self.use_sum_pooling = use_sum_pooling
@@ -54,6 +58,17 @@ class TokenLearner(nn.Module):
             nn.GELU(),
             nn.Conv2d(num_tokens, num_tokens, kernel_size=3, padding=1, bias=False),
         )
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """LeCun-normal convolutions (truncated at 2 std) for 'official'; 'vit' keeps PyTorch's default."""
+        if self.weight_init != 'official':
+            return
+        for conv in self.token_masking:
+            if isinstance(conv, nn.Conv2d):
+                fan_in = conv.weight[0].numel()
+                std = (1 / fan_in) ** 0.5 / .87962566103423978  # flax's truncated normal: variance 1 / fan_in
+                nn.init.trunc_normal_(conv.weight, std=std, a=-2 * std, b=2 * std)
 
     def _weights(
             self,
@@ -104,19 +119,22 @@ class TokenLearnerV11(nn.Module):
     num_tokens: Final[int]
     in_channels: Final[int]
 
-    def __init__(self, num_tokens: int, in_channels: int, bottleneck_dim: int = 64, dropout_rate: float = 0.) -> None:
+    def __init__(self, num_tokens: int, in_channels: int, bottleneck_dim: int = 64, dropout_rate: float = 0.,
+                 weight_init: str = 'official') -> None:
         """
         Args:
             num_tokens: S, the number of learned tokens.
             in_channels: C, the channels of the input tokens.
             bottleneck_dim: D, the hidden width of the MLP that scores positions.
             dropout_rate: Dropout after each MLP layer.
+            weight_init: 'official' (the MLP Xavier-uniform, as scenic initialises it) or 'vit' (timm's ViT
+                initialisation, truncated normal with std 0.02); see :mod:`.mlp`.
         """
         super().__init__()
         self.num_tokens = num_tokens
         self.in_channels = in_channels
         self.norm = nn.LayerNorm(in_channels, eps=1e-6)
-        self.token_masking = BottleneckMlp(in_channels, bottleneck_dim, num_tokens, dropout_rate)
+        self.token_masking = BottleneckMlp(in_channels, bottleneck_dim, num_tokens, dropout_rate, weight_init)
 
     def _weights(self, standardized: torch.Tensor) -> torch.Tensor:
         """Spatial weights ``[B, S, N]`` of standardised tokens ``[B, N, C]``."""

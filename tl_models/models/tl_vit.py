@@ -78,6 +78,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             use_v11: bool = True,
             use_tokenfuse: bool = False,
             tokenlearner_drop_rate: float = 0.,
+            tokenlearner_init: str = 'official',
             depth: int = 12,
             embed_dim: int = 768,
             patch_drop_rate: float = 0.,
@@ -91,6 +92,9 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             use_v11: TokenLearner v1.1 (MLP scores, softmax over space) rather than v1 (convolutions, sigmoid).
             use_tokenfuse: TokenLearner + TokenFuser around every block from L on, keeping all N tokens.
             tokenlearner_drop_rate: Dropout inside TokenLearner v1.1 and TokenFuser.
+            tokenlearner_init: Initialisation of the TokenLearner/TokenFuser layers: 'official' (the official
+                code's, distinct token maps from the start) or 'vit' (timm's ViT initialisation, which earlier
+                tl_models versions applied to them: almost uniform, almost identical maps at the start).
             depth: Number of transformer blocks.
             embed_dim: C, the transformer width.
             patch_drop_rate: timm's patch dropout; needs v1.1 (v1's convolutions need the full grid).
@@ -112,13 +116,15 @@ class TokenLearnerVisionTransformer(VisionTransformer):
 
         def learner() -> nn.Module:
             if use_v11:
-                return TokenLearnerV11(num_tokens, embed_dim, dropout_rate=tokenlearner_drop_rate)
-            return TokenLearner(num_tokens, embed_dim)
+                return TokenLearnerV11(num_tokens, embed_dim, dropout_rate=tokenlearner_drop_rate,
+                                       weight_init=tokenlearner_init)
+            return TokenLearner(num_tokens, embed_dim, weight_init=tokenlearner_init)
 
         learner_blocks = range(tokenlearner_loc, depth) if use_tokenfuse else [tokenlearner_loc]
         self.token_learners = nn.ModuleDict({str(i): learner() for i in learner_blocks})
         self.token_fusers = nn.ModuleDict({
-            str(i): TokenFuser(num_tokens, embed_dim, dropout_rate=tokenlearner_drop_rate)
+            str(i): TokenFuser(num_tokens, embed_dim, dropout_rate=tokenlearner_drop_rate,
+                               weight_init=tokenlearner_init)
             for i in (learner_blocks if use_tokenfuse else [])
         })
         self.shared_norm = Standardize()  # no parameters; standardises r once for TL_i and TF_i

@@ -1,8 +1,16 @@
 """Model variants defined in YAML (``configs/*.yaml``) and registered with timm."""
-from .register import builtin_config_dir, get_variant, list_variants, register_builtin_variants, register_variants
+from .register import (
+    builtin_config_dir,
+    get_variant,
+    list_plain_variants,
+    list_variants,
+    register_builtin_variants,
+    register_variants,
+)
 from .schema import Variant, VariantConfigError, parse_variant_file
 
 __all__ = [
-    'Variant', 'VariantConfigError', 'builtin_config_dir', 'get_variant', 'list_variants', 'parse_variant_file',
+    'Variant', 'VariantConfigError', 'builtin_config_dir', 'get_variant', 'list_plain_variants', 'list_variants',
+    'parse_variant_file',
     'register_builtin_variants', 'register_variants',
 ]

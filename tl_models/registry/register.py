@@ -6,10 +6,11 @@ from typing import Any, Callable, Dict, Iterable, List, Union
 
 import timm.models
 
-from ..models import tl_vit
+from ..models import plain_vit, tl_vit
 from .schema import Variant, VariantConfigError, parse_variant_file
 
-__all__ = ['builtin_config_dir', 'get_variant', 'list_variants', 'register_builtin_variants', 'register_variants']
+__all__ = ['builtin_config_dir', 'get_variant', 'list_plain_variants', 'list_variants', 'register_builtin_variants',
+           'register_variants']
 
 _logger = logging.getLogger(__name__)
 _variants: Dict[str, Variant] = {}
@@ -31,14 +32,20 @@ def _as_timm_cfg(fields: Dict[str, Any], variant: Variant) -> Dict[str, Any]:
     return cfg
 
 
-def _make_entrypoint(variant: Variant) -> Callable[..., tl_vit.TokenLearnerVisionTransformer]:
-    model_args = dict(variant.architecture)
+def _model_module(variant: Variant):
+    """The module that holds the variant's factory and pretrained cfgs: ``tl_vit`` or ``plain_vit``."""
+    return tl_vit if variant.is_tokenlearner else plain_vit
 
-    def entrypoint(pretrained: bool = False, **kwargs: Any) -> tl_vit.TokenLearnerVisionTransformer:
-        return tl_vit.create_tl_vit(variant.name, pretrained=pretrained, **dict(model_args, **kwargs))
+
+def _make_entrypoint(variant: Variant) -> Callable[..., timm.models.VisionTransformer]:
+    model_args = dict(variant.architecture)
+    create = tl_vit.create_tl_vit if variant.is_tokenlearner else plain_vit.create_plain_vit
+
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> timm.models.VisionTransformer:
+        return create(variant.name, pretrained=pretrained, **dict(model_args, **kwargs))
 
     entrypoint.__name__ = entrypoint.__qualname__ = variant.name
-    entrypoint.__module__ = tl_vit.__name__
+    entrypoint.__module__ = _model_module(variant).__name__
     entrypoint.__doc__ = f'{variant.description}\n\nDefined in {variant.path.name}.'
     return entrypoint
 
@@ -74,7 +81,7 @@ def register_variants(paths: Union[str, Path, Iterable[Union[str, Path]]]) -> Li
                     for tag, fields in variant.tags.items()}
         else:
             cfgs = {variant.name: _as_timm_cfg(variant.pretrained_cfg, variant)}
-        tl_vit.default_cfgs.update(timm.models.generate_default_cfgs(cfgs))
+        _model_module(variant).default_cfgs.update(timm.models.generate_default_cfgs(cfgs))
         timm.models.register_model(_make_entrypoint(variant))
         _variants[variant.name] = variant
     _logger.debug('registered %d TokenLearner variants from %s', len(variants), ', '.join(map(str, paths)))
@@ -88,7 +95,12 @@ def register_builtin_variants() -> List[str]:
 
 def list_variants() -> List[str]:
     """Names of every registered TokenLearner variant, sorted."""
-    return sorted(_variants)
+    return sorted(name for name, variant in _variants.items() if variant.is_tokenlearner)
+
+
+def list_plain_variants() -> List[str]:
+    """Names of every registered plain ViT variant (``vit_...``, twins at sizes timm lacks), sorted."""
+    return sorted(name for name, variant in _variants.items() if not variant.is_tokenlearner)
 
 
 def get_variant(name: str) -> Variant:

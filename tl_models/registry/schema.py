@@ -1,7 +1,11 @@
 """The schema of a variant YAML file, and its parser.
 
 A file holds optional ``defaults`` and a mapping of ``variants``. A variant's ``architecture`` and
-``pretrained_cfg`` deep-merge over the defaults; its ``tags``, if given, replace the default tags::
+``pretrained_cfg`` deep-merge over the defaults; its ``tags``, if given, replace the default tags.
+A ``tl_...`` variant is a TokenLearner ViT; a ``vit_...`` variant is timm's plain ``VisionTransformer``
+(the twin of TokenLearner variants at a size timm does not define), without TokenLearner keys. A tag
+names its weights by ``hf_hub_id`` (a hub repo), ``file`` (a weight file, relative to the YAML file's
+folder: weights shipped with the package), or both (the file is used)::
 
     defaults:
       architecture: {patch_size: 16, embed_dim: 768, depth: 12, num_heads: 12}
@@ -26,6 +30,7 @@ import yaml
 __all__ = ['Variant', 'VariantConfigError', 'parse_variant_file']
 
 NAME_PATTERN = re.compile(r'tl_[a-z0-9_]+')
+PLAIN_NAME_PATTERN = re.compile(r'vit_[a-z0-9_]+')
 TAG_PATTERN = re.compile(r'[a-z0-9_]+')
 
 
@@ -38,12 +43,13 @@ class Variant:
     """One validated model variant.
 
     Attributes:
-        name: The timm model name (``tl_...``).
+        name: The timm model name (``tl_...``, or ``vit_...`` for a plain ViT).
         path: The YAML file that defines it.
         description: One line for docs and ``--list``.
-        architecture: ``TokenLearnerVisionTransformer`` keyword arguments.
+        architecture: ``TokenLearnerVisionTransformer`` (plain: ``VisionTransformer``) keyword arguments.
         pretrained_cfg: timm pretrained-cfg fields of the untagged model (input size, mean/std, crop, license, ...).
-        tags: Pretrained tag -> pretrained-cfg fields overriding ``pretrained_cfg`` (``hf_hub_id`` for the weights).
+        tags: Pretrained tag -> pretrained-cfg fields overriding ``pretrained_cfg`` (``hf_hub_id`` and/or
+            ``file``, made absolute, for the weights).
     """
     name: str
     path: Path
@@ -51,6 +57,11 @@ class Variant:
     architecture: Dict[str, Any]
     pretrained_cfg: Dict[str, Any]
     tags: Dict[str, Dict[str, Any]]
+
+    @property
+    def is_tokenlearner(self) -> bool:
+        """A TokenLearner ViT (``tl_...``), not a plain twin (``vit_...``)."""
+        return self.name.startswith('tl_')
 
 
 def _is_int(v: Any) -> bool:
@@ -109,12 +120,17 @@ ARCHITECTURE_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     'use_v11': _BOOL,
     'use_tokenfuse': _BOOL,
     'tokenlearner_drop_rate': _NUMBER,
+    'tokenlearner_init': ("one of 'official', 'vit'", _one_of('official', 'vit')),
 }
-REQUIRED_ARCHITECTURE_KEYS = ('patch_size', 'embed_dim', 'depth', 'num_heads', 'num_tokens', 'tokenlearner_loc')
+REQUIRED_PLAIN_KEYS = ('patch_size', 'embed_dim', 'depth', 'num_heads')
+REQUIRED_ARCHITECTURE_KEYS = (*REQUIRED_PLAIN_KEYS, 'num_tokens', 'tokenlearner_loc')
+TOKENLEARNER_KEYS = ('num_tokens', 'tokenlearner_loc', 'use_v11', 'use_tokenfuse', 'tokenlearner_drop_rate',
+                     'tokenlearner_init')
 
 PRETRAINED_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     'hf_hub_id': _STR,
     'hf_hub_filename': _STR,
+    'file': _STR,
     'input_size': _SIZE,
     'test_input_size': _SIZE,
     'fixed_input_size': _BOOL,
@@ -194,8 +210,10 @@ class _Checker:
 
 def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -> Variant:
     check = _Checker(path, str(name))
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        check.fail('variants', f"variant names must match 'tl_[a-z0-9_]+' (tl_ marks our models), got {name!r}")
+    if not isinstance(name, str) or not (NAME_PATTERN.fullmatch(name) or PLAIN_NAME_PATTERN.fullmatch(name)):
+        check.fail('variants', "variant names must match 'tl_[a-z0-9_]+' (a TokenLearner ViT) or "
+                               f"'vit_[a-z0-9_]+' (a plain ViT twin), got {name!r}")
+    plain = name.startswith('vit_')
     spec = _merge_variant(defaults, check.mapping(spec, 'variants.' + name))
     check.known_keys(spec, '', VARIANT_KEYS)
     for key in ('architecture', 'pretrained_cfg'):
@@ -205,28 +223,47 @@ def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -
         check.fail('description', f'expected a non-empty string, got {description!r}')
 
     architecture = spec['architecture']
-    check.typed(architecture, 'architecture.', ARCHITECTURE_KEYS, REQUIRED_ARCHITECTURE_KEYS)
-    for key in ('patch_size', 'embed_dim', 'depth', 'num_heads'):
+    check.typed(architecture, 'architecture.', ARCHITECTURE_KEYS,
+                REQUIRED_PLAIN_KEYS if plain else REQUIRED_ARCHITECTURE_KEYS)
+    for key in REQUIRED_PLAIN_KEYS:
         if architecture[key] < 1:
             check.fail(f'architecture.{key}', f'expected a positive integer, got {architecture[key]}')
-    if architecture['num_tokens'] < 1:
-        check.fail('architecture.num_tokens', f"expected at least 1 learned token, got {architecture['num_tokens']}")
-    depth, loc = architecture['depth'], architecture['tokenlearner_loc']
-    if not 0 <= loc < depth:
-        check.fail('architecture.tokenlearner_loc',
-                   f'expected a block index in 0..{depth - 1} (depth {depth}), got {loc}')
+    if plain:
+        for key in TOKENLEARNER_KEYS:
+            if key in architecture:
+                check.fail(f'architecture.{key}', 'a plain vit_ variant has no TokenLearner; name it tl_... '
+                                                  'to make it a TokenLearner ViT')
+    else:
+        _check_tokenlearner(check, architecture)
 
     pretrained_cfg = spec['pretrained_cfg']
     check.typed(pretrained_cfg, 'pretrained_cfg.', PRETRAINED_KEYS, REQUIRED_PRETRAINED_KEYS)
     if 'hf_hub_id' in pretrained_cfg:
         check.fail('pretrained_cfg.hf_hub_id', 'weights belong to a pretrained tag: move hf_hub_id under tags.<tag>')
 
+    if 'file' in pretrained_cfg:
+        check.fail('pretrained_cfg.file', 'weights belong to a pretrained tag: move file under tags.<tag>')
+
     tags = check.mapping(spec.get('tags', {}) or {}, 'tags')
     for tag, tag_cfg in tags.items():
         if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
             check.fail(f'tags.{tag}', "tag names must match '[a-z0-9_]+'")
-        check.typed(check.mapping(tag_cfg, f'tags.{tag}'), f'tags.{tag}.', PRETRAINED_KEYS, ('hf_hub_id',))
+        check.typed(check.mapping(tag_cfg, f'tags.{tag}'), f'tags.{tag}.', PRETRAINED_KEYS)
+        if 'hf_hub_id' not in tag_cfg and 'file' not in tag_cfg:
+            check.fail(f'tags.{tag}', 'a tag needs its weights: hf_hub_id (a hub repo) or file (a weight file)')
+        if 'file' in tag_cfg:
+            tag_cfg['file'] = str((path.parent / tag_cfg['file']).resolve())
     return Variant(name, path, description, architecture, pretrained_cfg, tags)
+
+
+def _check_tokenlearner(check: '_Checker', architecture: Dict[str, Any]) -> None:
+    """The TokenLearner settings of a ``tl_`` variant: at least one token, placed before an existing block."""
+    if architecture['num_tokens'] < 1:
+        check.fail('architecture.num_tokens', f"expected at least 1 learned token, got {architecture['num_tokens']}")
+    depth, loc = architecture['depth'], architecture['tokenlearner_loc']
+    if not 0 <= loc < depth:
+        check.fail('architecture.tokenlearner_loc',
+                   f'expected a block index in 0..{depth - 1} (depth {depth}), got {loc}')
 
 
 def parse_variant_file(path: Path) -> List[Variant]:

@@ -11,16 +11,19 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
-__all__ = ['TrainConfig', 'TrainConfigError', 'add_arguments', 'config_from_args', 'load_recipe']
+__all__ = ['TrainConfig', 'TrainConfigError', 'add_arguments', 'check_options', 'config_from_args', 'load_recipe']
 
 
 class TrainConfigError(ValueError):
     """A bad training configuration, reported before any training starts."""
 
 
+SELECT_CHOICES = ('best', 'last')
+
+
 def _field(default: Any, help: str) -> Any:
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=dict(help=help))
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=dict(help=help))
     return dataclasses.field(default=default, metadata=dict(help=help))
 
 
@@ -33,6 +36,8 @@ class TrainConfig:
                         'or local-dir:PATH')
     pretrained: bool = _field(False, "start from the model's pretrained weights (its tag, hf-hub: or local-dir:)")
     num_classes: Optional[int] = _field(None, "classifier size; default: the dataset's number of classes")
+    model_kwargs: Dict[str, Any] = _field(  # noqa: RUF009 (a field())
+        {}, 'more timm.create_model arguments (KEY=VALUE on the command line), e.g. tokenlearner_init=vit')
     drop_path: float = _field(0.1, 'stochastic depth rate')
     freeze_backbone: bool = _field(False, 'train only the TokenLearner/TokenFuser modules and the head')
     grad_checkpointing: bool = _field(False, 'recompute blocks in backward to save memory')
@@ -44,6 +49,10 @@ class TrainConfig:
                           "--data-dir, else folder")
     train_split: str = _field('train', 'training split (sub-folder or dataset split)')
     val_split: str = _field('validation', 'held-out split (sub-folder or dataset split)')
+    holdout: float = _field(0.0, 'carve this fraction of the training split out as the held-out split (stratified '
+                            'by class, the same images for every seed); --val-split is then not read')
+    preload: bool = _field(False, 'decode the whole dataset into memory once and augment whole batches on the '
+                           'device (random-resized crop and flip): fast for small images such as CIFAR-10')
     img_size: Optional[int] = _field(None, "input size; default: the model's")
     workers: int = _field(0, 'data loader worker processes')
     scale: List[float] = _field([0.85, 1.0], 'random-resized-crop area range')  # noqa: RUF009 (a field())
@@ -69,11 +78,26 @@ class TrainConfig:
     model_ema_decay: float = _field(0.998, 'EMA decay per step')
     amp: bool = _field(False, 'bfloat16 autocast')
     seed: int = _field(0, 'random seed (each epoch reseeds from it, so resumed runs repeat exactly)')
+    eval_every: int = _field(1, 'evaluate on the held-out split every this many epochs (and after the last)')
+    select: str = _field('best', "the epoch whose weights become model/: 'best' (highest held-out top-1; the "
+                         "held-out split is then validation data) or 'last' (the end of the schedule, for a "
+                         "held-out split that is the test set)")
+    threads: Optional[int] = _field(None, 'CPU threads for torch (default: torch\'s own choice)')
     # run
     output: Optional[str] = _field(None, 'run folder for checkpoints, metrics and the exported model')
     resume: Optional[str] = _field(None, 'continue the run in this folder from its last checkpoint')
     stop_after_epoch: Optional[int] = _field(None, 'end this session after this epoch; --resume continues')
     device: Optional[str] = _field(None, "'cpu' or 'cuda'; default: cuda if available")
+
+    def __post_init__(self) -> None:
+        if self.select not in SELECT_CHOICES:
+            raise TrainConfigError(f"'select' expects one of {', '.join(SELECT_CHOICES)}, got {self.select!r}")
+        if not 0 <= self.holdout < 1:
+            raise TrainConfigError(f"'holdout' expects a fraction in [0, 1), got {self.holdout}")
+        if self.eval_every < 1:
+            raise TrainConfigError(f"'eval_every' expects a positive number of epochs, got {self.eval_every}")
+        if self.threads is not None and self.threads < 1:
+            raise TrainConfigError(f"'threads' expects a positive number, got {self.threads}")
 
 
 def _fields() -> Dict[str, dataclasses.Field]:
@@ -96,6 +120,10 @@ def _check_value(name: str, value: Any, source: str) -> Any:
         if optional:
             return None
         raise TrainConfigError(f"{source}: '{name}' must not be null")
+    if kind is dict:
+        if not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+            raise TrainConfigError(f"{source}: '{name}' expects a mapping of argument names to values, got {value!r}")
+        return dict(value)
     if kind is list:
         if not (isinstance(value, (list, tuple)) and len(value) == 2
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
@@ -119,11 +147,20 @@ def load_recipe(path: Path) -> Dict[str, Any]:
         raise TrainConfigError(f'{path}: not valid YAML: {e}') from e
     if not isinstance(recipe, dict):
         raise TrainConfigError(f'{path}: expected a mapping of training options, got {type(recipe).__name__}')
-    unknown = [k for k in recipe if k not in _fields()]
+    return check_options(recipe, str(path))
+
+
+def check_options(options: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """Validates a mapping of TrainConfig fields (names and types); returns the values normalised.
+
+    Raises:
+        TrainConfigError: an unknown option or a value of the wrong type; the message starts with ``source``.
+    """
+    unknown = [k for k in options if k not in _fields()]
     if unknown:
-        raise TrainConfigError(f"{path}: unknown option(s) {', '.join(map(repr, unknown))}; "
+        raise TrainConfigError(f"{source}: unknown option(s) {', '.join(map(repr, unknown))}; "
                                f"expected TrainConfig fields: {', '.join(_fields())}")
-    return {k: _check_value(k, v, str(path)) for k, v in recipe.items()}
+    return {k: _check_value(k, v, source) for k, v in options.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,8 +177,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif kind is list:
             parser.add_argument(flag, type=float, nargs=2, metavar=('MIN', 'MAX'), default=argparse.SUPPRESS,
                                 help=help_text)
+        elif kind is dict:
+            parser.add_argument(flag, type=_key_value, nargs='+', metavar='KEY=VALUE', default=argparse.SUPPRESS,
+                                help=help_text)
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text)
+
+
+def _key_value(text: str) -> Tuple[str, Any]:
+    """``KEY=VALUE`` from the command line; the value is read as YAML (numbers, true/false, lists)."""
+    key, sep, value = text.partition('=')
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    return key, yaml.safe_load(value)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -149,5 +197,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values: Dict[str, Any] = {}
     if getattr(args, 'config', None) is not None:
         values.update(load_recipe(args.config))
-    values.update({k: _check_value(k, v, 'command line') for k, v in vars(args).items() if k in _fields()})
+    given = {k: dict(v) if k == 'model_kwargs' else v for k, v in vars(args).items() if k in _fields()}
+    values.update({k: _check_value(k, v, 'command line') for k, v in given.items()})
     return TrainConfig(**values)

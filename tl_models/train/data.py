@@ -1,11 +1,12 @@
 """Datasets and loaders: scikit-learn's digits (the embedded default), image folders, timm dataset names.
 
-Loaders are timm's (``create_loader`` with its transforms); the model's data config gives input size,
-interpolation, mean/std and crop.
+Loaders are timm's (``create_loader`` with its transforms), or with ``preload`` the batched in-memory
+pipeline of :mod:`.memory`; the model's data config gives input size, interpolation, mean/std and crop.
+With ``holdout`` the held-out split is carved out of the training split (:func:`holdout_indices`).
 """
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -13,8 +14,13 @@ from PIL import Image
 from timm.data import create_dataset, create_loader
 
 from .config import TrainConfig, TrainConfigError
+from .distributed import Distributed
+from .memory import PreloadedImages, PreloadedLoader, preload_images
 
-__all__ = ['DigitsDataset', 'SplitData', 'build_loader', 'dataset_kind', 'load_split']
+__all__ = ['DigitsDataset', 'HoldoutSubset', 'SplitData', 'build_loader', 'dataset_kind', 'holdout_indices',
+           'load_split', 'preload_split']
+
+HOLDOUT_SEED = 0  # one carved split for every run, whatever its seed
 
 SPLIT_ALIASES = {'train': ('train', 'training'), 'validation': ('validation', 'val', 'valid', 'test')}
 
@@ -82,12 +88,74 @@ def dataset_kind(config: TrainConfig) -> str:
     return 'folder' if config.data_dir else 'digits'
 
 
+class HoldoutSubset(torch.utils.data.Dataset):
+    """The items ``indices`` of ``dataset``; its ``transform`` is the dataset's (timm's loader sets it)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, indices: np.ndarray) -> None:
+        self.dataset = dataset
+        self.indices = indices
+
+    @property
+    def transform(self) -> Optional[Callable]:
+        return self.dataset.transform
+
+    @transform.setter
+    def transform(self, value: Optional[Callable]) -> None:
+        self.dataset.transform = value
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        return self.dataset[int(self.indices[index])]
+
+
+def _targets(dataset: torch.utils.data.Dataset) -> np.ndarray:
+    """The class index of every item, read without decoding images where the dataset allows."""
+    if hasattr(dataset, 'targets'):
+        return np.asarray(dataset.targets)
+    samples = getattr(getattr(dataset, 'reader', None), 'samples', None)
+    if samples is not None:
+        return np.asarray([target for _, target in samples])
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def holdout_indices(targets: np.ndarray, fraction: float, seed: int = HOLDOUT_SEED) -> Tuple[np.ndarray, np.ndarray]:
+    """Splits item indices into (kept for training, held out), holding out ``fraction`` of every class.
+
+    The split depends only on ``targets``, ``fraction`` and ``seed``; both parts are sorted.
+    """
+    rng = np.random.default_rng(seed)
+    held: List[np.ndarray] = []
+    for label in np.unique(targets):
+        members = np.flatnonzero(targets == label)
+        held.append(rng.permutation(members)[:round(fraction * len(members))])
+    held_out = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(len(targets)), held_out)
+    return kept, held_out
+
+
 def load_split(config: TrainConfig, split: str) -> SplitData:
     """The ``split`` of the configured dataset (without transforms; ``build_loader`` adds them).
+
+    With ``config.holdout``, ``config.val_split`` is the carved held-out part of ``config.train_split``
+    and ``config.train_split`` the rest.
 
     Raises:
         TrainConfigError: unknown dataset, missing data folder or split, or a backend that cannot load it.
     """
+    if config.holdout <= 0:
+        return _load_split(config, split)
+    whole = _load_split(config, config.train_split)
+    kept, held_out = holdout_indices(_targets(whole.dataset), config.holdout)
+    if split == config.val_split:
+        return SplitData(HoldoutSubset(whole.dataset, held_out), whole.class_names,
+                         f'{whole.description} ({config.train_split}, {config.holdout:.0%} held out)')
+    return SplitData(HoldoutSubset(whole.dataset, kept), whole.class_names,
+                     f'{whole.description} ({config.train_split} less {config.holdout:.0%} held out)')
+
+
+def _load_split(config: TrainConfig, split: str) -> SplitData:
     kind = dataset_kind(config)
     if kind == 'digits':
         if config.data_dir is not None:
@@ -121,9 +189,15 @@ def build_loader(
         data_config: Dict[str, Any],
         config: TrainConfig,
         is_training: bool,
-        distributed: bool,
-) -> torch.utils.data.DataLoader:
-    """timm's loader and transforms for one split; training adds the configured augmentation."""
+        dist: Distributed,
+) -> Union[torch.utils.data.DataLoader, PreloadedLoader]:
+    """The loader of one split: timm's loader and transforms, or with ``config.preload`` the in-memory one
+    (``split.dataset`` may then be decoded already: :func:`preload_split`). Training adds the configured
+    augmentation."""
+    if config.preload:
+        images = split.dataset if isinstance(split.dataset, PreloadedImages) else preload_images(
+            split.dataset, split.description)
+        return PreloadedLoader(images, data_config, config, is_training, dist.device, dist.rank, dist.world_size)
     return create_loader(
         split.dataset,
         input_size=data_config['input_size'],
@@ -143,5 +217,10 @@ def build_loader(
         crop_pct=data_config['crop_pct'],
         crop_mode=data_config.get('crop_mode'),
         num_workers=config.workers,
-        distributed=distributed,
+        distributed=dist.enabled,
     )
+
+
+def preload_split(split: SplitData) -> SplitData:
+    """``split`` with its images decoded into memory once, for several ``build_loader`` calls with ``preload``."""
+    return dataclasses.replace(split, dataset=preload_images(split.dataset, split.description))

@@ -33,12 +33,12 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
 from ..io import write_json, write_text
-from ..models import TokenLearnerVisionTransformer
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .data import SplitData, build_loader, load_split
 from .distributed import Distributed
 from .engine import evaluate, train_one_epoch
+from .memory import PreloadedLoader
 
 __all__ = ['train']
 
@@ -121,8 +121,8 @@ def _prepare_output(config: TrainConfig) -> Path:
 
 def _write_metrics(path: Path, history: List[Dict[str, Any]]) -> None:
     lines = [','.join(METRIC_COLUMNS)]
-    lines += [','.join(f'{row[c]:.6g}' if isinstance(row[c], float) else str(row[c]) for c in METRIC_COLUMNS)
-              for row in history]
+    lines += [','.join(f'{row[c]:.6g}' if isinstance(row[c], float) else '' if row[c] is None else str(row[c])
+                       for c in METRIC_COLUMNS) for row in history]
     write_text(path, '\n'.join(lines) + '\n')
 
 
@@ -154,6 +154,8 @@ def train(config: TrainConfig) -> Dict[str, Any]:
 
 def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     session_start = time.perf_counter()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     check_model_name(config.model)
     output = _prepare_output(config)
     train_split, val_split = load_split(config, config.train_split), load_split(config, config.val_split)
@@ -162,10 +164,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
 
     torch.manual_seed(config.seed)
     model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=num_classes,
-                              drop_path_rate=config.drop_path, img_size=config.img_size)
-    if not isinstance(model, TokenLearnerVisionTransformer):
-        raise TrainConfigError(f'{config.model} is a {type(model).__name__}; expected a TokenLearner model '
-                               "(timm.list_models('tl_*'), or an hf-hub:/local-dir: export of one)")
+                              drop_path_rate=config.drop_path, img_size=config.img_size, **config.model_kwargs)
     model_name = model.pretrained_cfg['architecture']
     model_args = dict(model._model_args)
     data_config = resolve_input_data_config(model)
@@ -175,8 +174,8 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         model.set_grad_checkpointing(True)
     model.to(dist.device)
 
-    train_loader = build_loader(train_split, data_config, config, is_training=True, distributed=dist.enabled)
-    val_loader = build_loader(val_split, data_config, config, is_training=False, distributed=dist.enabled)
+    train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist)
+    val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist)
     optimizer = timm.optim.create_optimizer_v2(model, opt=config.opt, lr=config.lr, weight_decay=config.weight_decay,
                                                layer_decay=config.layer_decay)
     scheduler, _ = timm.scheduler.create_scheduler_v2(
@@ -215,18 +214,22 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     last_epoch = min(config.epochs, config.stop_after_epoch or config.epochs)
     for epoch in range(state.epochs_done, last_epoch):
         _seed_epoch(config.seed, epoch, dist.rank)
-        if dist.enabled:
+        if isinstance(train_loader, PreloadedLoader):
+            train_loader.set_epoch(epoch)
+        elif dist.enabled:
             train_loader.sampler.set_epoch(epoch)
         result = train_one_epoch(
             model, train_loader, optimizer, loss_fn, dist, scheduler=scheduler, num_updates=state.num_updates,
             ema=ema, mixup=mixup, amp=config.amp, clip_grad=config.clip_grad,
             description=f'epoch {epoch + 1}/{config.epochs}')
-        metrics = evaluate(eval_model, val_loader, dist, num_samples=val_share, amp=config.amp, description='eval')
+        evaluated = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
+        metrics = (evaluate(eval_model, val_loader, dist, num_samples=val_share, amp=config.amp, description='eval')
+                   if evaluated else dict.fromkeys(('loss', 'top1', 'top5')))
         state.epochs_done = epoch + 1
         state.num_updates = result.num_updates
         state.train_seconds += result.seconds
         state.train_images += result.images
-        improved = metrics['top1'] > state.best_top1
+        improved = evaluated and metrics['top1'] > state.best_top1
         if improved:
             state.best_top1, state.best_epoch = metrics['top1'], epoch + 1
         state.history.append(dict(
@@ -234,20 +237,27 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
             top5=metrics['top5'], lr=optimizer.param_groups[0]['lr'], epoch_seconds=result.seconds,
             train_images_per_second=result.images / max(result.seconds, 1e-9)))
         if dist.is_main:
-            _save_epoch(output, config, net, ema, optimizer, scheduler, model_name, model_args, state, improved,
-                        time.perf_counter() - session_start)
-            _logger.info('epoch %d/%d  train loss %.4f  held-out loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.2e  '
-                         '%.0f img/s', epoch + 1, config.epochs, result.loss, metrics['loss'], metrics['top1'],
-                         metrics['top5'], optimizer.param_groups[0]['lr'], state.history[-1]['train_images_per_second'])
+            _save_epoch(output, config, net, ema, optimizer, scheduler, model_name, model_args, state,
+                        improved and config.select == 'best', time.perf_counter() - session_start)
+            _log_epoch(epoch, config.epochs, result.loss, metrics, optimizer.param_groups[0]['lr'],
+                       state.history[-1]['train_images_per_second'])
 
     state.wall_seconds += time.perf_counter() - session_start
     summary = _summary(config, model_name, train_split, num_classes, net, state, dist)
     if dist.is_main:
         write_json(output / 'summary.json', summary)
-        _export_best(output, train_split, data_config, summary)
-        _logger.info('best held-out top-1 %.2f%% at epoch %d of %d; run folder %s', summary['best_top1'],
-                     summary['best_epoch'], state.epochs_done, output)
+        _export_selected(output, train_split, data_config, summary)
+        _logger.info('%s held-out top-1 %.2f%% (epoch %d of %d); run folder %s', config.select,
+                     summary['selected_top1'], summary['selected_epoch'], state.epochs_done, output)
     return summary
+
+
+def _log_epoch(epoch: int, epochs: int, train_loss: float, metrics: Dict[str, Any], lr: float,
+               images_per_second: float) -> None:
+    held_out = ('' if metrics['top1'] is None else
+                f"  held-out loss {metrics['loss']:.4f}  top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%")
+    _logger.info('epoch %d/%d  train loss %.4f%s  lr %.2e  %.0f img/s', epoch + 1, epochs, train_loss, held_out, lr,
+                 images_per_second)
 
 
 def _save_epoch(output: Path, config: TrainConfig, net: nn.Module, ema: Optional[ModelEmaV3], optimizer, scheduler,
@@ -267,6 +277,8 @@ def _save_epoch(output: Path, config: TrainConfig, net: nn.Module, ema: Optional
 def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_classes: int, net: nn.Module,
              state: _RunState, dist: Distributed) -> Dict[str, Any]:
     last = state.history[-1] if state.history else {}
+    selected_epoch = state.best_epoch if config.select == 'best' else state.epochs_done
+    selected = state.history[selected_epoch - 1] if selected_epoch else {}
     return dict(
         model=model_name,
         model_source=config.model,
@@ -278,6 +290,10 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
         best_epoch=state.best_epoch,
         last_top1=last.get('top1'),
         last_top5=last.get('top5'),
+        select=config.select,
+        selected_epoch=selected_epoch,
+        selected_top1=selected.get('top1'),
+        selected_top5=selected.get('top5'),
         seconds=round(state.wall_seconds, 2),
         train_images_per_second=state.train_images / max(state.train_seconds, 1e-9),
         num_params=sum(p.numel() for p in net.parameters()),
@@ -287,11 +303,14 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
     )
 
 
-def _export_best(output: Path, train_split: SplitData, data_config: Dict[str, Any], summary: Dict[str, Any]) -> None:
-    """Writes the best checkpoint's weights (EMA if the run kept it) as a hub-ready folder ``output/model``."""
+def _export_selected(output: Path, train_split: SplitData, data_config: Dict[str, Any],
+                     summary: Dict[str, Any]) -> None:
+    """Writes the selected checkpoint's weights (EMA if the run kept it) as a hub-ready folder ``output/model``."""
     from ..hub.export import checkpoint_provenance, export_model  # tl_models.hub imports this package
 
-    best = output / 'checkpoints' / 'best.safetensors'
-    provenance = checkpoint_provenance(load_checkpoint(best), use_ema=summary['ema'], run_summary=summary)
-    export_model(model_from_checkpoint(best, use_ema=summary['ema']), output / 'model', provenance, overwrite=True,
-                 data_config=data_config, label_names=train_split.class_names)
+    selected = output / 'checkpoints' / f"{summary['select']}.safetensors"
+    if not selected.is_file():  # a session stopped before the first evaluation: nothing to select yet
+        return
+    provenance = checkpoint_provenance(load_checkpoint(selected), use_ema=summary['ema'], run_summary=summary)
+    export_model(model_from_checkpoint(selected, use_ema=summary['ema']), output / 'model', provenance,
+                 overwrite=True, data_config=data_config, label_names=train_split.class_names)

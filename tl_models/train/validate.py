@@ -54,6 +54,6 @@ def validate(source: str, config: TrainConfig, pretrained: bool = False, use_ema
     if split.class_names is not None and model.num_classes != len(split.class_names):
         raise TrainConfigError(f'{description} predicts {model.num_classes} classes, {split.description} has '
                                f'{len(split.class_names)}; evaluate it on data with the same classes')
-    loader = build_loader(split, resolve_input_data_config(model), config, is_training=False, distributed=False)
+    loader = build_loader(split, resolve_input_data_config(model), config, is_training=False, dist=dist)
     metrics = evaluate(model.to(dist.device), loader, dist, amp=config.amp)
     return dict(model=description, dataset=split.description, split=config.val_split, **metrics)

@@ -1,0 +1,12 @@
+"""Studies: many training runs of one recipe (models x seeds), their speed, and a report of what they show.
+
+- :mod:`.spec`: the study file (recipe, groups of models with their twin, seeds).
+- :mod:`.runner`: trains the runs not yet done, one result file each, resumable, several at a time.
+- :mod:`.tokens`: how alike the learned tokens' spatial maps are.
+"""
+from .runner import StudySettings, pending_runs, result_path, run_study
+from .spec import RunSpec, StudyConfigError, StudySpec, load_study
+from .tokens import pairwise_map_similarity, token_map_similarity
+
+__all__ = ['RunSpec', 'StudyConfigError', 'StudySettings', 'StudySpec', 'load_study', 'pairwise_map_similarity',
+           'pending_runs', 'result_path', 'run_study', 'token_map_similarity']

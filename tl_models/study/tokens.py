@@ -1,0 +1,73 @@
+"""How alike a trained model's learned tokens are: the pairwise cosine similarity of their spatial maps.
+
+For one image, TokenLearner gives S maps ``[S, H, W]`` (where each learned token looks). The similarity of
+an image is the mean cosine similarity over the S (S - 1) / 2 pairs of maps, each flattened to H * W values;
+the model's figure is its mean over the held-out images. 1 means every token pools the same positions with
+the same weights (collapsed onto one map: S copies of one token); maps on disjoint regions give 0. The
+maps are non-negative, so the similarity of unrelated maps is above 0 (maps of independent uniform noise,
+``v`` in [0, 1] at each of 64 positions, give about 0.75).
+"""
+from pathlib import Path
+from typing import Dict, Optional
+
+import timm
+import torch
+from timm.data import resolve_input_data_config
+
+from ..train.config import TrainConfig
+from ..train.data import build_loader, load_split
+from ..train.distributed import Distributed
+from ..visualize.maps import find_token_learners, token_learner_maps
+
+__all__ = ['pairwise_map_similarity', 'token_map_similarity']
+
+
+def pairwise_map_similarity(maps: torch.Tensor) -> torch.Tensor:
+    """Per image, the mean cosine similarity over all pairs of its token maps.
+
+    Args:
+        maps: ``[B, S, H, W]`` (or ``[B, S, N]``), S >= 2.
+
+    Returns:
+        ``[B]``.
+    """
+    if maps.dim() < 3 or maps.shape[1] < 2:
+        raise ValueError(f'expected maps [B, S, H, W] or [B, S, N] with S >= 2, got {tuple(maps.shape)}')
+    flat = torch.nn.functional.normalize(maps.flatten(2).double(), dim=2)  # [B, S, N], unit length
+    cosine = flat @ flat.transpose(1, 2)  # [B, S, S]
+    tokens = maps.shape[1]
+    off_diagonal = cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return (off_diagonal / (tokens * (tokens - 1))).float()
+
+
+def token_map_similarity(model_dir: Path, config: TrainConfig, limit: Optional[int] = None) -> Dict[str, float]:
+    """The mean pairwise map similarity of every TokenLearner of an exported model over the held-out split.
+
+    Args:
+        model_dir: A hub-ready model folder (a run's ``model/``).
+        config: The run's configuration (its data and held-out split).
+        limit: Use at most this many images.
+
+    Returns:
+        TokenLearner module name (``'token_learners.2'``) -> similarity; empty for a model without TokenLearner.
+    """
+    model = timm.create_model(f'local-dir:{model_dir}', pretrained=True).eval()
+    try:
+        find_token_learners(model)
+    except ValueError:
+        return {}
+    dist = Distributed(torch.device(config.device or ('cuda' if torch.cuda.is_available() else 'cpu')))
+    model.to(dist.device)
+    loader = build_loader(load_split(config, config.val_split), resolve_input_data_config(model), config,
+                          is_training=False, dist=dist)
+    sums: Dict[str, float] = {}
+    seen = 0
+    for images, _ in loader:
+        if limit is not None:
+            images = images[:max(0, limit - seen)]
+        if not len(images):
+            break
+        for name, maps in token_learner_maps(model, images).items():
+            sums[name] = sums.get(name, 0.0) + float(pairwise_map_similarity(maps).sum())
+        seen += len(images)
+    return {name: total / max(seen, 1) for name, total in sums.items()}
