@@ -3,10 +3,12 @@
     python scripts/visualize.py --model tl_vit_tiny_patch16_224_8at6 --image photo.jpg --output maps.png
     python scripts/visualize.py --model local-dir:RUN/model --image digit.png --output maps.png --gif
     python scripts/visualize.py --model local-dir:runs/digits/model --digit 0 --output maps.png
+    python scripts/visualize.py --model tl_vit_nano_patch4_32_8at2.cifar10 --pretrained --image a.jpg b.jpg
 
 The PNG shows the input (as the model's preprocessing crops it) and each token's map over it, one panel per
-token, one row per TokenLearner (one per block for TokenFuser models); ``--gif`` also writes an animation
-with one frame per block. Without ``--image`` the sample photo that scikit-learn ships is used.
+token, one row per TokenLearner (one per block for TokenFuser models), each image's rows below the previous
+image's; ``--gif`` also writes an animation with one frame per block. Without ``--image`` the sample photo
+that scikit-learn ships is used.
 """
 import argparse
 import sys
@@ -32,7 +34,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--model', required=True,
                         help="a registered model (timm.list_models('tl_*')), hf-hub:ORG/REPO or local-dir:PATH")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument('--image', type=Path, help=f"the image; default: scikit-learn's sample photo {SAMPLE_IMAGE}")
+    source.add_argument('--image', type=Path, nargs='+',
+                        help=f"the image(s); default: scikit-learn's sample photo {SAMPLE_IMAGE}")
     source.add_argument('--digit', type=int, metavar='INDEX',
                         help='use held-out digit INDEX of the digits data the default training run learns from')
     parser.add_argument('--output', type=Path, default=Path('maps.png'), help='the PNG to write (default: %(default)s)')
@@ -61,7 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.digit is not None:
             image = digit_image(args.digit)
         else:
-            image = sample_image() if args.image is None else load_image(args.image)
+            image = sample_image() if args.image is None else [load_image(path) for path in args.image]
         written = save_token_maps(model, image, args.output, gif=gif, cmap=args.cmap, alpha=args.alpha,
                                   panel_size=args.panel_size, frame_ms=args.frame_ms)
     except VisualizationError as e:

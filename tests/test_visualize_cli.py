@@ -87,6 +87,20 @@ def test_fuser_model_from_local_dir_gives_a_row_and_a_gif_frame_per_block(script
         assert animation.info['duration'] == 250
 
 
+def test_several_images_stack_their_rows_in_the_png_and_in_every_gif_frame(script, fuser_model_dir, image_path,
+                                                                          tmp_path):
+    output = tmp_path / 'maps.png'
+    argv = ['--model', f'local-dir:{fuser_model_dir}', '--image', str(image_path), str(image_path), str(image_path),
+            '--output', str(output), '--gif', '--panel-size', '20']
+    assert script.main(argv) == 0
+    width, height = picture_size(rows=2, image_side=32, panel_size=20)
+    with Image.open(output) as picture:
+        assert picture.size == (width, 3 * height)
+    with Image.open(tmp_path / 'maps.gif') as animation:
+        frame_width, frame_height = picture_size(rows=1, image_side=32, panel_size=20)
+        assert animation.n_frames == 2 and animation.size == (frame_width, 3 * frame_height)
+
+
 def test_gif_goes_where_asked(script, fuser_model_dir, image_path, tmp_path):
     gif = tmp_path / 'anim' / 'blocks.gif'
     argv = ['--model', f'local-dir:{fuser_model_dir}', '--image', str(image_path),

@@ -6,7 +6,7 @@ colour map and is imported when a picture is drawn, so importing this module doe
 import dataclasses
 import functools
 import re
-from typing import Any, List, Mapping, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .errors import VisualizationError
 
-__all__ = ['GridLayout', 'layer_label', 'panel_shape', 'render_token_map_frames', 'render_token_maps']
+__all__ = ['GridLayout', 'layer_label', 'panel_shape', 'render_token_map_frames', 'render_token_maps',
+           'stack_pictures']
 
 TITLE_HEIGHT = 18
 GAP = 4
@@ -168,3 +169,15 @@ def render_token_map_frames(
     """One picture per TokenLearner (a one-row :func:`render_token_maps`): the frames of an animation across blocks."""
     return [render_token_maps(display, {name: layer_maps}, cmap=cmap, alpha=alpha, panel_size=panel_size)
             for name, layer_maps in maps.items()]
+
+
+def stack_pictures(pictures: Sequence[Image.Image]) -> Image.Image:
+    """Pictures one below the other on white, left-aligned: one block of rows per image."""
+    if not pictures:
+        raise VisualizationError('expected at least one picture to stack, got none')
+    canvas = Image.new('RGB', (max(p.width for p in pictures), sum(p.height for p in pictures)), 'white')
+    top = 0
+    for picture in pictures:
+        canvas.paste(picture, (0, top))
+        top += picture.height
+    return canvas
