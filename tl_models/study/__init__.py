@@ -3,6 +3,9 @@
 - :mod:`.spec`: the study file (recipe, groups of models with their twin, seeds).
 - :mod:`.runner`: trains the runs not yet done, one result file each, resumable, several at a time.
 - :mod:`.tokens`: how alike the learned tokens' spatial maps are.
+- :mod:`.speed`: every model's training and inference img/s, model only and end to end, in one process.
+- :mod:`.report`, :mod:`.plot`: the table (mean and spread over seeds), the targets, top-1 against cost.
+- :mod:`.cards`: the model cards of the weights a study ships.
 """
 from .runner import StudySettings, pending_runs, result_path, run_study
 from .spec import RunSpec, StudyConfigError, StudySpec, load_study

@@ -208,10 +208,10 @@ def format_table(rows: List[ModelRow]) -> str:
     for row in rows:
         spread = f' +- {row.std:.2f} ({min(row.top1):.2f}-{max(row.top1):.2f})' if row.std is not None else ''
         ratio = f' ({row.gmacs_ratio:.2f}x)' if row.gmacs_ratio is not None and row.kind != 'twin' else ''
-        name = row.run if row.run == row.model else f'{row.run} (`{row.model}`)'
+        name = f'`{row.run}`' if row.run == row.model else f'`{row.run}` (`{row.model}`)'
         similarity = f'{row.token_similarity:.3f}' if row.token_similarity is not None else '-'
         lines.append(
-            f"| {row.group} | `{name}` | {row.kind} | {','.join(map(str, row.seeds))} | {row.mean:.2f}{spread} | "
+            f"| {row.group} | {name} | {row.kind} | {','.join(map(str, row.seeds))} | {row.mean:.2f}{spread} | "
             f"{row.gmacs * 1e3:.1f}{ratio} | {row.params_m:.3f} | {_speed_cell(row, 'train_model')} | "
             f"{_speed_cell(row, 'train_end_to_end')} | {_speed_cell(row, 'infer_model')} | "
             f"{_speed_cell(row, 'infer_end_to_end')} | {similarity} |")
@@ -230,9 +230,14 @@ def write_report(spec: StudySpec, results_dir: Path) -> List[ModelRow]:
     and the plots when matplotlib is installed; returns the rows."""
     results_dir = Path(results_dir)
     speed = load_speed(results_dir)
-    rows = summarise(spec, load_results(results_dir), speed)
+    results = load_results(results_dir)
+    rows = summarise(spec, results, speed)
     checks = check_targets(rows, spec.targets)
-    text = f'# {spec.name}\n\n{spec.description}\n\n{format_table(rows)}'
+    measured_on = ', '.join(sorted({f"{r['held_out']} (epoch {r['epoch']})" for r in results}))
+    speed_line = (f"Speed: {speed['environment']['device_name']}, batch {speed['batch_size']}, median of "
+                  f"{speed['rounds']} interleaved rounds (`speed.json`).\n\n" if speed else '')
+    text = (f'# {spec.name}\n\n{spec.description}\n\nTop-1 measured on: {measured_on}.\n\n{speed_line}'
+            f'{format_table(rows)}')
     if checks:
         text += f'\n## Targets\n\n{_targets_text(checks)}'
     write_text(results_dir / 'summary.md', text)

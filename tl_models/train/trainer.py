@@ -5,9 +5,11 @@ Built from timm's blocks (``create_model``, ``create_loader``, ``create_optimize
 
     config.yaml              resolved configuration
     metrics.csv              a row per epoch
-    summary.json             model, dataset, epochs, best_top1, best_epoch, seconds, train_images_per_second, ...
+    summary.json             model, dataset, epochs, best_top1, best_epoch, selected_top1, selected_epoch, seconds,
+                             train_images_per_second, ...
     checkpoints/last.safetensors, checkpoints/best.safetensors   (model, EMA, optimizer, scheduler)
-    model/                   the best model in the hub format (config.json, model.safetensors, README.md)
+    model/                   the selected epoch's model in the hub format (config.json, model.safetensors, README.md):
+                             the best held-out epoch's (``select='best'``) or the last one's (``select='last'``)
 
 Every epoch reseeds all random generators from the seed and the epoch, so a run resumed after
 epoch k repeats the uninterrupted run exactly (for a deterministic configuration).
