@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
+from tl_models.checkpoint import CheckpointError
 from tl_models.io import write_json
 from tl_models.train import TrainConfig, TrainConfigError
-from tl_models.train.checkpoint import CheckpointError
 from tl_models.train.validate import validate
 
 

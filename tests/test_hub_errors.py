@@ -10,6 +10,7 @@ import timm
 import torch
 from safetensors.torch import save, save_file
 
+from tl_models.checkpoint import save_checkpoint
 from tl_models.hub import (
     HubDownloadError,
     NoPretrainedWeightsError,
@@ -20,7 +21,6 @@ from tl_models.hub import (
     export_model,
 )
 from tl_models.models.adapt import CheckpointMismatchError
-from tl_models.train.checkpoint import save_checkpoint
 
 from hub_server import TINY_SOURCE_REPO, TINY_TAG, folder_files, plain_vit, small_tl, use_hub
 

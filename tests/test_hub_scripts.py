@@ -15,8 +15,8 @@ import timm
 import torch
 from safetensors.torch import load, save
 
+from tl_models.checkpoint import model_from_checkpoint, save_checkpoint
 from tl_models.hub import ExportFolderError, Provenance, WeightsUnavailableError, export_model, push_folder
-from tl_models.train.checkpoint import model_from_checkpoint, save_checkpoint
 
 from hub_server import (
     SMALL,

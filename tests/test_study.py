@@ -24,7 +24,8 @@ from tl_models.study import (
 )
 from tl_models.study.cards import shipped_folder, write_shipped_cards
 from tl_models.study.plot import pareto_front
-from tl_models.study.report import ModelRow, check_targets, summarise, write_report
+from tl_models.study.report import check_targets, summarise, write_report
+from tl_models.study.rows import ModelRow
 from tl_models.study.speed import WORKLOADS, measure_speed
 
 ROOT = Path(__file__).parents[1]

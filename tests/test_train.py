@@ -13,8 +13,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import tl_models  # noqa: F401  (registers the tl_ models)
+from tl_models.checkpoint import load_checkpoint
 from tl_models.train import TrainConfig, TrainConfigError, load_recipe, train
-from tl_models.train.checkpoint import load_checkpoint
 from tl_models.train.data import DigitsDataset, holdout_indices
 from tl_models.train.validate import validate
 

@@ -6,8 +6,8 @@ Importing the package registers every variant of ``configs/*.yaml`` with timm, s
 from .layers import TokenFuser, TokenLearner, TokenLearnerV11
 from .models import TokenLearnerVisionTransformer
 from .registry import VariantConfigError, get_variant, list_variants, register_builtin_variants, register_variants
+from .version import __version__
 
-__version__ = '0.1.0'
 __all__ = [
     'TokenFuser', 'TokenLearner', 'TokenLearnerV11', 'TokenLearnerVisionTransformer', 'VariantConfigError',
     '__version__', 'get_variant', 'list_variants', 'register_variants',

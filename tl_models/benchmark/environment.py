@@ -10,7 +10,7 @@ from typing import Any, Dict
 import timm
 import torch
 
-from .. import __version__
+from ..version import __version__
 
 __all__ = ['describe_environment', 'device_name', 'resolve_device', 'synchronizer']
 

@@ -14,14 +14,14 @@ import torch.nn as nn
 from timm.models import PretrainedCfg
 from timm.models._hub import save_config_for_hf  # timm's writer of config.json (as used by timm.models.save_for_hf)
 
-from .. import __version__
+from ..checkpoint import TrainingCheckpoint, load_checkpoint, model_from_checkpoint
 from ..io import atomic_dir, write_json, write_safetensors, write_text
 from ..models import TokenLearnerVisionTransformer
+from ..pretrained.weights import SAFE_WEIGHTS_NAME
 from ..registry import get_variant
-from ..train.checkpoint import TrainingCheckpoint, load_checkpoint, model_from_checkpoint
+from ..version import __version__
 from .card import Provenance, model_card
 from .names import IMPORT_NOTE
-from .weights import SAFE_WEIGHTS_NAME
 
 __all__ = ['CARD_NAME', 'CONFIG_NAME', 'EXPORT_FILES', 'ExportError', 'checkpoint_provenance', 'export_checkpoint',
            'export_model', 'export_source', 'find_run_checkpoint', 'tag_entry']

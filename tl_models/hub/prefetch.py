@@ -7,11 +7,11 @@ from typing import List, Optional, Union
 import timm
 from huggingface_hub import try_to_load_from_cache
 
+from ..pretrained.fetch import fetch_file, fetch_weight_file, split_hub_id
+from ..pretrained.overlay import NoPretrainedWeightsError
+from ..pretrained.weights import weight_file_candidates
 from ..registry import get_variant, list_variants
-from .fetch import fetch_file, fetch_weight_file, split_hub_id
 from .names import check_architecture
-from .pretrained import NoPretrainedWeightsError
-from .weights import weight_file_candidates
 
 __all__ = ['PretrainedTag', 'cached_weight_file', 'list_pretrained_tags', 'prefetch']
 

@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Union
 import timm
 from huggingface_hub import HfApi
 
-from .. import __version__
+from ..version import __version__
 from .export import CARD_NAME, CONFIG_NAME, EXPORT_FILES
 from .names import check_architecture
 

@@ -8,6 +8,8 @@ from typing import Any, Dict
 from timm.models import DefaultCfg, VisionTransformer
 from timm.models.vision_transformer import _create_vision_transformer
 
+from ..pretrained import pretrained_file_overlay
+
 __all__ = ['create_plain_vit']
 
 # Filled from configs/*.yaml by tl_models.registry, which registers an entrypoint per plain variant here.
@@ -18,11 +20,9 @@ def create_plain_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> V
     """Builds a registered plain variant with timm's ViT constructor (pretrained weights, features_only).
 
     With ``pretrained``, the weight file is found and checked first, so that errors name it
-    (:func:`tl_models.hub.pretrained.pretrained_file_overlay`).
+    (:func:`tl_models.pretrained.pretrained_file_overlay`).
     """
     if pretrained:
-        # Imported here: tl_models.hub imports the registry, which imports this module.
-        from ..hub.pretrained import pretrained_file_overlay
         kwargs['pretrained_cfg_overlay'] = pretrained_file_overlay(
             variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'), kwargs.get('cache_dir'))
     return _create_vision_transformer(variant, pretrained=pretrained, **kwargs)

@@ -25,6 +25,7 @@ from torch.jit import Final
 
 from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
 from ..layers.norm import Standardize
+from ..pretrained import pretrained_file_overlay
 from .adapt import checkpoint_filter_fn
 
 __all__ = ['TokenLearnerVisionTransformer', 'create_tl_vit']
@@ -315,12 +316,10 @@ def create_tl_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> Toke
     """Builds a registered variant through timm's ``build_model_with_cfg`` (pretrained weights, features_only).
 
     With ``pretrained``, the weight file is downloaded and checked first, so that errors name it
-    (:func:`tl_models.hub.pretrained.pretrained_file_overlay`).
+    (:func:`tl_models.pretrained.pretrained_file_overlay`).
     """
     out_indices = kwargs.pop('out_indices', 3)
     if pretrained:
-        # Imported here: tl_models.hub imports the registry, which imports this module.
-        from ..hub.pretrained import pretrained_file_overlay
         kwargs['pretrained_cfg_overlay'] = pretrained_file_overlay(
             variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'), kwargs.get('cache_dir'))
     return build_model_with_cfg(

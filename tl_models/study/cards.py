@@ -12,7 +12,7 @@ import timm
 
 from ..hub.card import Provenance, model_card
 from ..io import write_json, write_text
-from .report import ModelRow
+from .rows import ModelRow
 from .runner import result_path
 from .spec import StudySpec
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ..io import atomic_path
-from .report import ModelRow
+from .rows import ModelRow
 
 __all__ = ['COST_AXES', 'pareto_front', 'plot_top1_vs_cost']
 

@@ -15,58 +15,16 @@ import timm
 
 from ..benchmark.flops import count_gmacs, count_params_m
 from ..io import write_json, write_text
+from .plot import COST_AXES, plot_top1_vs_cost
+from .rows import ModelRow
 from .spec import StudySpec
 
 _logger = logging.getLogger(__name__)
 
-__all__ = ['ModelRow', 'TargetCheck', 'check_targets', 'format_table', 'load_results', 'load_speed', 'summarise',
+__all__ = ['TargetCheck', 'check_targets', 'format_table', 'load_results', 'load_speed', 'summarise',
            'write_report']
 
 SPEED_FILE = 'speed.json'
-
-
-@dataclasses.dataclass
-class ModelRow:
-    """One run name of a group over its seeds.
-
-    Attributes:
-        kind: 'twin' (the group's plain twin), 'plain' (another plain ViT) or 'tokenlearner'.
-        top1: Held-out top-1 of each finished seed, in seed order (percent).
-        speed: Images/s per workload (see :mod:`.speed`), if measured.
-        token_similarity: Mean pairwise cosine similarity of the token maps, averaged over seeds and over the
-            model's TokenLearner modules (None without TokenLearner).
-    """
-    group: str
-    run: str
-    model: str
-    kind: str
-    seeds: List[int]
-    top1: List[float]
-    gmacs: float
-    params_m: float
-    speed: Dict[str, float] = dataclasses.field(default_factory=dict)
-    token_similarity: Optional[float] = None
-    twin_gmacs: Optional[float] = None
-    twin_speed: Dict[str, float] = dataclasses.field(default_factory=dict)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.top1) if self.top1 else float('nan')
-
-    @property
-    def std(self) -> Optional[float]:
-        """Sample standard deviation over seeds (None for one seed)."""
-        return statistics.stdev(self.top1) if len(self.top1) > 1 else None
-
-    @property
-    def gmacs_ratio(self) -> Optional[float]:
-        return self.gmacs / self.twin_gmacs if self.twin_gmacs else None
-
-    def speedup(self, workload: str) -> Optional[float]:
-        """This model's img/s over its twin's for ``workload`` (None if either was not measured)."""
-        if workload in self.speed and self.twin_speed.get(workload):
-            return self.speed[workload] / self.twin_speed[workload]
-        return None
 
 
 def load_results(results_dir: Path) -> List[Dict[str, Any]]:
@@ -261,7 +219,6 @@ def write_report(spec: StudySpec, results_dir: Path) -> List[ModelRow]:
 
 
 def _write_plots(spec: StudySpec, results_dir: Path, rows: List[ModelRow]) -> None:
-    from .plot import COST_AXES, plot_top1_vs_cost
     for axis in COST_AXES:
         try:
             plot_top1_vs_cost(results_dir / f'top1_vs_{axis}.png', rows, axis, title=spec.name)

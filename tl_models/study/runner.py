@@ -23,9 +23,9 @@ import timm
 import torch
 import yaml
 
-from .. import __version__
 from ..io import atomic_dir, write_json
 from ..train import TrainConfig, train
+from ..version import __version__
 from .spec import RunSpec, StudySpec, load_study
 from .tokens import token_map_similarity
 

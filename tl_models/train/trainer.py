@@ -34,8 +34,9 @@ from timm.data import Mixup, resolve_input_data_config
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
+from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..hub.export import checkpoint_provenance, export_model
 from ..io import write_json, write_text
-from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .data import SplitData, build_loader, load_split
 from .distributed import Distributed
@@ -308,8 +309,6 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
 def _export_selected(output: Path, train_split: SplitData, data_config: Dict[str, Any],
                      summary: Dict[str, Any]) -> None:
     """Writes the selected checkpoint's weights (EMA if the run kept it) as a hub-ready folder ``output/model``."""
-    from ..hub.export import checkpoint_provenance, export_model  # tl_models.hub imports this package
-
     selected = output / 'checkpoints' / f"{summary['select']}.safetensors"
     if not selected.is_file():  # a session stopped before the first evaluation: nothing to select yet
         return

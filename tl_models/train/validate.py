@@ -10,7 +10,7 @@ import timm
 import torch.nn as nn
 from timm.data import resolve_input_data_config
 
-from .checkpoint import model_from_checkpoint
+from ..checkpoint import model_from_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .data import build_loader, load_split
 from .distributed import Distributed

@@ -40,8 +40,8 @@ def pretrained_file_overlay(
 
     Raises:
         NoPretrainedWeightsError: the cfg names no weights.
-        HubDownloadError, WeightsUnavailableError, WeightFileError: see :mod:`tl_models.hub.fetch` and
-            :mod:`tl_models.hub.weights`.
+        HubDownloadError, WeightsUnavailableError, WeightFileError: see :mod:`tl_models.pretrained.fetch` and
+            :mod:`tl_models.pretrained.weights`.
     """
     cfg = resolve_pretrained_cfg(variant, pretrained_cfg, pretrained_cfg_overlay).to_dict()
     overlay = dict(pretrained_cfg_overlay or {}, source='')

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from safetensors import SafetensorError, safe_open
 
-from ..train.checkpoint import FORMAT as TRAINING_CHECKPOINT_FORMAT
+from ..checkpoint import FORMAT as TRAINING_CHECKPOINT_FORMAT
 
 __all__ = ['SAFE_WEIGHTS_NAME', 'WEIGHT_FILE_NAMES', 'WeightFileError', 'check_weight_file', 'find_weight_file',
            'weight_file_candidates']

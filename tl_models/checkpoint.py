@@ -1,5 +1,7 @@
 """Training checkpoints as safetensors: model, EMA and optimizer tensors, the rest as JSON metadata.
 
+Below both of its users: the trainer writes and resumes them, the hub tools export and recognise them.
+
 No pickle is involved in writing or reading, so loading a checkpoint never executes code. Files are
 written atomically (:mod:`tl_models.io`). Layout of one file:
 
@@ -17,7 +19,7 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 
-from ..io import write_safetensors
+from .io import write_safetensors
 
 __all__ = ['FORMAT', 'CheckpointError', 'TrainingCheckpoint', 'load_checkpoint', 'model_from_checkpoint',
            'save_checkpoint']
