@@ -33,6 +33,7 @@ from tl_models.benchmark import (
 )
 from tl_models.benchmark.runner import COMPILE_CHOICES, MODES
 from tl_models.benchmark.workloads import OPTIMIZERS, PRECISIONS
+from tl_models.registry.options import add_variants_option, register_variant_files
 
 
 def parse_model_args(items: List[str]) -> Dict[str, Any]:
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument('--no-plot', dest='plot', action='store_false', help="don't draw the plot")
     out.add_argument('--check', action='store_true', help='exit with status 1 if a measured target is missed')
     out.add_argument('--quiet', action='store_true', help="don't log progress to stderr")
+    add_variants_option(what)
     return parser
 
 
@@ -103,8 +105,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(BenchmarkConfig) if hasattr(args, f.name)}
     config = BenchmarkConfig(**dict(options, model_args=model_args))
     try:
+        register_variant_files(args.variants)
         result = run_benchmark(config)
-    except ValueError as e:
+    except ValueError as e:  # VariantConfigError included
         parser.error(str(e))
     targets = evaluate_targets(result.meta, result.rows)
     print(f"{result.meta['device_name']} | torch {result.meta['torch']} | timm {result.meta['timm']} | "

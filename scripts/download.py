@@ -16,7 +16,8 @@ from huggingface_hub.utils import enable_progress_bars
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.hub import CLI_ERRORS, cached_weight_file, list_pretrained_tags, prefetch
-from tl_models.hub.cli import add_variants_option, error_message, register_variant_files
+from tl_models.hub.cli import error_message
+from tl_models.registry.options import add_variants_option, register_variant_files
 
 
 def print_tags(cache_dir: Optional[str]) -> None:

@@ -12,7 +12,8 @@ from typing import List, Optional
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.hub import CLI_ERRORS, push_folder
-from tl_models.hub.cli import add_variants_option, error_message, register_variant_files
+from tl_models.hub.cli import error_message
+from tl_models.registry.options import add_variants_option, register_variant_files
 
 
 def main(argv: Optional[List[str]] = None) -> int:

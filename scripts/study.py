@@ -19,7 +19,8 @@ from pathlib import Path
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.io import write_json
-from tl_models.registry import builtin_config_dir
+from tl_models.registry import VariantConfigError, builtin_config_dir
+from tl_models.registry.options import add_variants_option, register_variant_files
 from tl_models.study import StudyConfigError, StudySettings, load_study, pending_runs, result_path, run_study
 from tl_models.study.cards import write_shipped_cards
 from tl_models.study.report import load_speed, write_report
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--threads', type=int, default=None, help='CPU threads per run (default: torch\'s choice)')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if available)")
     parser.add_argument('--list', action='store_true', help='list the runs done and left, and stop')
+    add_variants_option(parser)
     parser.add_argument('--no-train', action='store_true', help='train nothing; measure (--speed) and report')
     parser.add_argument('--speed', action='store_true',
                         help="measure every model's img/s (model only and end to end) into speed.json")
@@ -54,13 +56,14 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format='%(message)s', stream=sys.stdout)
     try:
+        register_variant_files(args.variants)
         spec = load_study(args.study)
-    except StudyConfigError as e:
+    except (StudyConfigError, VariantConfigError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     results = args.results or Path('results') / spec.name
     settings = StudySettings(args.data_dir, results, args.runs_dir or Path('runs') / 'study' / spec.name,
-                             args.weights_dir, args.device, args.jobs, args.threads)
+                             args.weights_dir, args.device, args.jobs, args.threads, tuple(args.variants))
 
     def selected(run) -> bool:
         return ((args.only is None or any(fnmatch.fnmatchcase(f'{run.group}/{run.name}', p) for p in args.only))

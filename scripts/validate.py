@@ -14,6 +14,8 @@ from pathlib import Path
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.checkpoint import CheckpointError
 from tl_models.io import write_json
+from tl_models.registry import VariantConfigError
+from tl_models.registry.options import add_variants_option, register_variant_files
 from tl_models.train import TrainConfig, TrainConfigError
 from tl_models.train.validate import validate
 
@@ -31,12 +33,14 @@ def main(argv=None) -> int:
     parser.add_argument('--amp', action='store_true', help='bfloat16 autocast')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if available)")
     parser.add_argument('--json', type=Path, default=None, help="write the metrics as JSON to this file ('-': stdout)")
+    add_variants_option(parser)
     args = parser.parse_args(argv)
     config = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, val_split=args.split,
                          batch_size=args.batch_size, workers=args.workers, amp=args.amp, device=args.device)
     try:
+        register_variant_files(args.variants)
         result = validate(args.model, config, pretrained=args.pretrained, use_ema=args.ema)
-    except (TrainConfigError, CheckpointError, FileNotFoundError) as e:
+    except (TrainConfigError, CheckpointError, FileNotFoundError, VariantConfigError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     rows = [('model', result['model']),

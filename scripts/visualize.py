@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from tl_models.registry import VariantConfigError
+from tl_models.registry.options import add_variants_option, register_variant_files
 from tl_models.visualize import (
     SAMPLE_IMAGE,
     VisualizationError,
@@ -50,6 +52,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='longer side of each panel in pixels (default: %(default)s)')
     parser.add_argument('--frame-ms', type=int, default=800,
                         help='milliseconds each GIF frame shows (default: %(default)s)')
+    add_variants_option(parser)
     return parser.parse_args(argv)
 
 
@@ -57,6 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     gif = args.output.with_suffix('.gif') if args.gif == GIF_BESIDE_OUTPUT else args.gif
     try:
+        register_variant_files(args.variants)
         model = load_model(args.model, pretrained=True if args.pretrained else None)
         if not (args.pretrained or names_weights(args.model)):
             print(f'note: {args.model} has random weights (pass --pretrained for its default weights, '
@@ -67,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             image = sample_image() if args.image is None else [load_image(path) for path in args.image]
         written = save_token_maps(model, image, args.output, gif=gif, cmap=args.cmap, alpha=args.alpha,
                                   panel_size=args.panel_size, frame_ms=args.frame_ms)
-    except VisualizationError as e:
+    except (VisualizationError, VariantConfigError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     for path in written:

@@ -69,6 +69,23 @@ A local copy of this repo (config.json, model.safetensors) loads with
 """
 
 
+def _variant(config: Dict[str, Any]) -> str:
+    """The variant's own name (a ``config.json`` of a variant of another YAML file names the generic architecture)."""
+    return config.get('tl_models', {}).get('variant', config['architecture'])
+
+
+def _rebuilt_as(config: Dict[str, Any]) -> str:
+    if _variant(config) == config['architecture']:
+        return ''
+    return (f"; `config.json` names `{config['architecture']}`, which rebuilds it from the recorded arguments in any "
+            'Python with tl-models installed, without the YAML file that defines the variant')
+
+
+def _started_from(config: Dict[str, Any]) -> List[str]:
+    tag = config.get('tl_models', {}).get('started_from_tag')
+    return [f'- **Started from:** `{_variant(config)}.{tag}`'] if tag else []
+
+
 def _details(config: Dict[str, Any], num_params: int) -> List[str]:
     cfg = config['pretrained_cfg']
     args = config.get('model_args', {})
@@ -79,8 +96,9 @@ def _details(config: Dict[str, Any], num_params: int) -> List[str]:
     else:
         architecture = 'a plain timm model without TokenLearner'
     rows = [
-        f"- **Architecture:** `{config['architecture']}`: {architecture}",
+        f"- **Architecture:** `{_variant(config)}`: {architecture}" + _rebuilt_as(config),
         f"- **Classes:** {config['num_classes']}",
+        *_started_from(config),
         f'- **Parameters:** {num_params / 1e6:.2f} M',
         f"- **Input:** {' x '.join(map(str, cfg['input_size']))}, mean {list(cfg['mean'])}, std {list(cfg['std'])}, "
         f"{cfg.get('interpolation', 'bicubic')} resize, crop_pct {cfg.get('crop_pct')}",
@@ -115,7 +133,7 @@ def model_card(
         repo_id: The hub repo the folder is for (``org/name``); without it, the card shows ``local-dir:`` loading.
     """
     license_id = config['pretrained_cfg'].get('license') or 'other'
-    title = repo_id or config['architecture']
+    title = repo_id or _variant(config)
     sections = [
         _front_matter(license_id, provenance.dataset),
         f'# Model card for {title}\n',

@@ -18,7 +18,7 @@ from ..checkpoint import TrainingCheckpoint, load_checkpoint, model_from_checkpo
 from ..io import atomic_dir, write_json, write_safetensors, write_text
 from ..models import TokenLearnerVisionTransformer
 from ..pretrained.weights import SAFE_WEIGHTS_NAME
-from ..registry import get_variant
+from ..registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER, generic_architecture, get_variant, is_builtin
 from ..version import __version__
 from .card import Provenance, model_card
 from .names import IMPORT_NOTE
@@ -34,6 +34,7 @@ RUN_SUMMARY = 'summary.json'
 # Pretrained-cfg fields a tag may override (see tl_models.registry.schema), in the order tag_entry writes them.
 _TAG_FIELDS = ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'crop_mode', 'license')
 
+GENERIC_ARCHITECTURES = (GENERIC_TOKENLEARNER, GENERIC_PLAIN)
 # Arguments timm's save_config_for_hf reads from the model as it is now (after reset_classifier, ...).
 _CURRENT_ARGS = ('num_classes', 'in_chans', 'global_pool', 'img_size')
 
@@ -45,15 +46,26 @@ class ExportError(ValueError):
 
 
 def _architecture(model: nn.Module) -> str:
-    """The registered timm name of ``model`` (a TokenLearner variant, a plain twin, or any timm model)."""
+    """The registered timm name of ``model`` (a TokenLearner variant, a plain twin, a generic architecture,
+    or any timm model)."""
     architecture = (getattr(model, 'pretrained_cfg', None) or {}).get('architecture')
     if not architecture:
         raise ExportError(f'the {type(model).__name__} has no pretrained_cfg: create it with timm.create_model(...)')
-    if isinstance(model, TokenLearnerVisionTransformer):
+    if isinstance(model, TokenLearnerVisionTransformer) and architecture not in GENERIC_ARCHITECTURES:
         get_variant(architecture)  # KeyError naming close variants if it is not registered
     elif not timm.is_model(architecture):
         raise ExportError(f'{architecture} is not a registered timm model, so no Python could rebuild it')
     return architecture
+
+
+def _exported_architecture(architecture: str) -> str:
+    """The name config.json gives: a shipped variant's or timm's own; for a variant of another YAML file, the
+    generic architecture that rebuilds it from its arguments in any Python with tl-models installed."""
+    try:
+        variant = get_variant(architecture)
+    except KeyError:
+        return architecture
+    return architecture if is_builtin(variant) else generic_architecture(variant)
 
 
 def _model_args(model: nn.Module, architecture: str) -> Dict[str, Any]:
@@ -65,17 +77,21 @@ def _model_args(model: nn.Module, architecture: str) -> Dict[str, Any]:
     recorded = getattr(model, '_model_args', {})
     try:
         variant_args = get_variant(architecture).architecture
-    except KeyError:  # a timm model of timm's own: its entrypoint holds its architecture
+    except KeyError:  # timm's own model, or a generic one: its entrypoint or recorded arguments hold all
         return {}
     return {k: v for k, v in variant_args.items()
             if k not in recorded and k not in _CURRENT_ARGS and not k.endswith('_rate') and k != 'weight_init'}
 
 
 def _finish_config(config: Dict[str, Any], provenance: Provenance) -> Dict[str, Any]:
-    """timm's config, without the tag of the weights the model started from, described, with the import note."""
-    config['pretrained_cfg'].pop('tag', None)
+    """timm's config, named by the architecture that rebuilds it anywhere, described, with the import note; the
+    variant's own name and the tag of the weights it started from go to the ``tl_models`` section."""
+    variant = config['architecture']
+    config['architecture'] = _exported_architecture(variant)
+    tag = config['pretrained_cfg'].pop('tag', None)
     config['pretrained_cfg']['description'] = provenance.summary
-    config['tl_models'] = {'version': __version__, 'usage': IMPORT_NOTE}
+    config['tl_models'] = {'version': __version__, 'usage': IMPORT_NOTE, 'variant': variant,
+                           **({'started_from_tag': tag} if tag else {})}
     return config
 
 
@@ -231,7 +247,7 @@ def tag_entry(folder: PathLike, repo_id: str) -> Dict[str, Any]:
     """
     config = json.loads((Path(folder) / CONFIG_NAME).read_text(encoding='utf-8'))
     exported = config['pretrained_cfg']
-    variant = get_variant(config['architecture'])
+    variant = get_variant(config.get('tl_models', {}).get('variant', config['architecture']))
     variant_cfg = json.loads(json.dumps(PretrainedCfg(**variant.pretrained_cfg).to_dict()))  # timm's defaults filled
     entry: Dict[str, Any] = {'hf_hub_id': repo_id, 'num_classes': config['num_classes']}
     for key in _TAG_FIELDS:

@@ -7,10 +7,11 @@ from typing import Any, Callable, Dict, Iterable, List, Union
 import timm.models
 
 from ..models import plain_vit, tl_vit
+from .generic import register_generic_architectures
 from .schema import Variant, VariantConfigError, parse_variant_file
 
-__all__ = ['builtin_config_dir', 'get_variant', 'list_plain_variants', 'list_variants', 'register_builtin_variants',
-           'register_variants']
+__all__ = ['builtin_config_dir', 'get_variant', 'is_builtin', 'list_plain_variants', 'list_variants',
+           'register_builtin_variants', 'register_variants']
 
 _logger = logging.getLogger(__name__)
 _variants: Dict[str, Variant] = {}
@@ -89,8 +90,15 @@ def register_variants(paths: Union[str, Path, Iterable[Union[str, Path]]]) -> Li
 
 
 def register_builtin_variants() -> List[str]:
-    """Registers every shipped ``configs/*.yaml`` (training recipes in sub-folders are not variants)."""
+    """Registers every shipped ``configs/*.yaml`` (training recipes in sub-folders are not variants), and the
+    generic architectures exports of other variants load as (:mod:`.generic`)."""
+    register_generic_architectures()
     return register_variants(sorted(builtin_config_dir().glob('*.yaml')))
+
+
+def is_builtin(variant: Variant) -> bool:
+    """Whether ``variant`` is one of the shipped ones (registered wherever tl-models is installed)."""
+    return variant.path.parent == builtin_config_dir()
 
 
 def list_variants() -> List[str]:

@@ -17,13 +17,14 @@ import multiprocessing
 import platform
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import timm
 import torch
 import yaml
 
 from ..io import atomic_dir, write_json
+from ..registry import parse_variant_file, register_variants
 from ..train import TrainConfig, train
 from ..version import __version__
 from .spec import RunSpec, StudySpec, load_study
@@ -46,6 +47,7 @@ class StudySettings:
         device: 'cpu' or 'cuda' (default: cuda if available).
         jobs: Runs trained at the same time (each in its own process).
         threads: CPU threads per run (default: torch's choice; with several jobs, give each a share).
+        variants: Variant YAML files of your own, registered in every process that trains.
     """
     data_dir: Optional[str]
     results_dir: Path
@@ -54,6 +56,7 @@ class StudySettings:
     device: Optional[str] = None
     jobs: int = 1
     threads: Optional[int] = None
+    variants: Tuple[str, ...] = ()
 
 
 def result_path(results_dir: Path, run: RunSpec) -> Path:
@@ -134,10 +137,13 @@ def _train_run(spec_path: Path, run: RunSpec, settings: StudySettings) -> Dict[s
     return result
 
 
-def _worker_init(threads: Optional[int]) -> None:
-    import tl_models  # noqa: F401  (registers the tl_ models in the worker)
+def _worker_init(threads: Optional[int], variants: Tuple[str, ...]) -> None:
+    """A training process: its threads, and the variants the study's models may need besides the shipped ones."""
     if threads is not None:
         torch.set_num_threads(threads)
+    for path in variants:  # in the main process (one job) the script has registered them already
+        if not all(timm.is_model(v.name) for v in parse_variant_file(path)):
+            register_variants(path)
 
 
 def run_study(spec: StudySpec, settings: StudySettings, runs: List[RunSpec],
@@ -159,7 +165,7 @@ def run_study(spec: StudySpec, settings: StudySettings, runs: List[RunSpec],
                    f"({result['summary']['seconds'] / 60:.1f} min)")
 
     if settings.jobs == 1:
-        _worker_init(settings.threads)
+        _worker_init(settings.threads, settings.variants)
         for run in runs:
             report(f'started  {run.group}/{run.key}')
             try:
@@ -169,7 +175,7 @@ def run_study(spec: StudySpec, settings: StudySettings, runs: List[RunSpec],
     else:
         context = multiprocessing.get_context('spawn')
         with concurrent.futures.ProcessPoolExecutor(settings.jobs, mp_context=context, initializer=_worker_init,
-                                                    initargs=(settings.threads,)) as pool:
+                                                    initargs=(settings.threads, settings.variants)) as pool:
             futures = {}
             for run in runs:
                 futures[pool.submit(_train_run, spec.path, run, settings)] = run
