@@ -21,14 +21,17 @@ from tl_models.registry.options import add_variants_option, register_variant_fil
 
 
 def print_tags(cache_dir: Optional[str]) -> None:
-    """One line per pretrained tag: name, source repo, whether the cache holds its weights."""
+    """One line per tag: name, source repo, whether its weights are cached (or shipped with tl-models)."""
     tags = list_pretrained_tags()
     width = max([len(t.name) for t in tags] + [len('NAME.TAG')])
-    repo_width = max([len(t.hf_hub_id) for t in tags] + [len('SOURCE REPO')])
+    repo_width = max([len(t.source) for t in tags] + [len('SOURCE REPO')])
     print(f"{'NAME.TAG':<{width}}  {'SOURCE REPO':<{repo_width}}  CACHED")
     for tag in tags:
-        cached = 'yes' if cached_weight_file(tag.hf_hub_id, tag.filename, cache_dir) else 'no'
-        print(f'{tag.name:<{width}}  {tag.hf_hub_id:<{repo_width}}  {cached}')
+        if tag.file:
+            cached = 'shipped'
+        else:
+            cached = 'yes' if cached_weight_file(tag.hf_hub_id, tag.filename, cache_dir) else 'no'
+        print(f'{tag.name:<{width}}  {tag.source:<{repo_width}}  {cached}')
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -160,7 +160,7 @@ def test_features_only_backbone(tmp_path):
 def test_shipped_backbone_tags_keep_the_source_checkpoints_preprocessing():
     checked = 0
     for tag in list_pretrained_tags():
-        if tag.hf_hub_id.startswith('timm/'):
+        if tag.hf_hub_id and tag.hf_hub_id.startswith('timm/'):
             source = timm.models.get_pretrained_cfg(tag.hf_hub_id[len('timm/'):])
             ours = timm.models.get_pretrained_cfg(tag.name)
             for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'num_classes'):
@@ -173,7 +173,7 @@ def test_shipped_backbone_tags_keep_the_source_checkpoints_preprocessing():
 def _shipped_backbone_tags():
     """One shipped tag per source checkpoint, and every tiny variant (v1, TokenFuser): what the mapping varies by."""
     chosen, sources = [], set()
-    for tag in list_pretrained_tags():
+    for tag in (t for t in list_pretrained_tags() if t.hf_hub_id):
         if tag.hf_hub_id not in sources or tag.name.startswith('tl_vit_tiny_'):
             chosen.append(tag)
             sources.add(tag.hf_hub_id)

@@ -17,6 +17,7 @@ from safetensors.torch import load, save
 
 from tl_models.checkpoint import model_from_checkpoint, save_checkpoint
 from tl_models.hub import ExportFolderError, Provenance, WeightsUnavailableError, export_model, push_folder
+from tl_models.registry import list_plain_variants
 
 from hub_server import (
     SMALL,
@@ -108,9 +109,11 @@ def _listed_tags(capsys):
 def test_download_list_shows_every_tag_its_repo_and_whether_it_is_cached(hub, tiny_backbone, capsys):
     import tl_models
     before = _listed_tags(capsys)
-    expected = {f'{v}.{t}': f['hf_hub_id'] for v in tl_models.list_variants()
+    expected = {f'{v}.{t}': f.get('hf_hub_id', 'tl-models')
+                for v in tl_models.list_variants() + list_plain_variants()
                 for t, f in tl_models.get_variant(v).tags.items()}
     assert {name: repo for name, (repo, _) in before.items()} == expected
+    assert before['tl_vit_nano_patch4_32_8at2.cifar10'] == ('tl-models', 'shipped')
     assert before['tl_vit_base_patch16_224_8at6.vit_augreg2_in21k_ft_in1k'][0] == \
         'timm/vit_base_patch16_224.augreg2_in21k_ft_in1k'
     assert before[TINY_TAG] == (TINY_SOURCE_REPO, 'no')

@@ -10,7 +10,7 @@ from huggingface_hub import try_to_load_from_cache
 from ..pretrained.fetch import fetch_file, fetch_weight_file, split_hub_id
 from ..pretrained.overlay import NoPretrainedWeightsError
 from ..pretrained.weights import weight_file_candidates
-from ..registry import get_variant, list_variants
+from ..registry import get_variant, list_plain_variants, list_variants
 from .names import check_architecture
 
 __all__ = ['PretrainedTag', 'cached_weight_file', 'list_pretrained_tags', 'prefetch']
@@ -23,25 +23,36 @@ class PretrainedTag:
     """One pretrained tag of a registered variant.
 
     Attributes:
-        name: ``tl_<variant>.<tag>``, the name to load.
-        hf_hub_id: The hub repo of its weights (``org/name``, optionally ``@revision``).
+        name: ``<variant>.<tag>``, the name to load.
+        hf_hub_id: The hub repo of its weights (``org/name``, optionally ``@revision``), or None for weights
+            shipped with the package.
         filename: The weight file named by the tag, if it names one (else model.safetensors / pytorch_model.bin).
         description: The tag's description.
+        file: The weight file shipped with the package, if the tag names one (it is used, no download).
     """
     name: str
-    hf_hub_id: str
+    hf_hub_id: Optional[str]
     filename: Optional[str]
     description: str
+    file: Optional[Path] = None
+
+    @property
+    def source(self) -> str:
+        """Where the weights come from: the hub repo, or 'tl-models' for weights shipped with the package."""
+        return 'tl-models' if self.file else str(self.hf_hub_id)
+
+
+def _pretrained_tag(variant_name: str, tag: str, fields: dict) -> PretrainedTag:
+    file = Path(fields['file']) if 'file' in fields else None
+    return PretrainedTag(f'{variant_name}.{tag}', fields.get('hf_hub_id'), fields.get('hf_hub_filename'),
+                         fields.get('description', ''), file)
 
 
 def list_pretrained_tags() -> List[PretrainedTag]:
-    """Every pretrained tag of every registered variant, sorted by name."""
-    tags = []
-    for variant_name in list_variants():
-        for tag, fields in get_variant(variant_name).tags.items():
-            tags.append(PretrainedTag(f'{variant_name}.{tag}', fields['hf_hub_id'], fields.get('hf_hub_filename'),
-                                      fields.get('description', '')))
-    return tags
+    """Every pretrained tag of every registered variant (TokenLearner and plain twins), sorted by name."""
+    return sorted((_pretrained_tag(name, tag, fields)
+                   for name in list_variants() + list_plain_variants()
+                   for tag, fields in get_variant(name).tags.items()), key=lambda t: t.name)
 
 
 def cached_weight_file(
@@ -67,9 +78,7 @@ def _tag_cfg(name: str) -> PretrainedTag:
         known = ', '.join(f'{variant.name}.{t}' for t in variant.tags) or 'none'
         what = f"no pretrained tag '{tag}'" if tag else 'no pretrained tags'
         raise NoPretrainedWeightsError(f'{variant.name}: {what}; its tags: {known}')
-    fields = variant.tags[tag]
-    return PretrainedTag(f'{variant.name}.{tag}', fields['hf_hub_id'], fields.get('hf_hub_filename'),
-                         fields.get('description', ''))
+    return _pretrained_tag(variant.name, tag, variant.tags[tag])
 
 
 def prefetch(name: str, cache_dir: Optional[PathLike] = None) -> List[Path]:
@@ -95,4 +104,6 @@ def prefetch(name: str, cache_dir: Optional[PathLike] = None) -> List[Path]:
         filename = config.get('pretrained_cfg', {}).get('hf_hub_filename')
         return [config_path, fetch_weight_file(model_id, filename, cache_dir, name)]
     tag = _tag_cfg(model_id)
+    if tag.file:
+        return [tag.file]  # shipped with the package: nothing to download
     return [fetch_weight_file(tag.hf_hub_id, tag.filename, cache_dir, tag.name)]

@@ -1,0 +1,107 @@
+"""The weights shipped in the package (``configs/weights``): trained by a study, loadable offline, card = config.
+
+Every tag with a ``file`` is a study's shipped run; its folder is hub-ready (config.json, model.safetensors,
+README.md), loads with ``pretrained=True`` and no network, gives finite outputs, and its card and config agree
+with each other and with the study's result for seed 0. No accuracy is asserted here: the study measures it.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from tl_models.registry import builtin_config_dir, get_variant, list_plain_variants, list_variants
+from tl_models.study.cards import shipped_folder
+from tl_models.study.runner import result_path
+from tl_models.study.spec import load_study
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY_FILES = sorted((REPO / 'configs' / 'study').glob('*.yaml'))
+MAX_SHIPPED_BYTES = 10 * 1024 * 1024
+
+
+def _file_tags():
+    """(model, tag, fields) of every registered tag whose weights are a file shipped with the package."""
+    return [(name, tag, fields)
+            for name in list_variants() + list_plain_variants()
+            for tag, fields in get_variant(name).tags.items() if 'file' in fields]
+
+
+def _study_ships():
+    """(study, run) of every run a study ships."""
+    return [(spec, run) for spec in map(load_study, STUDY_FILES) for run in spec.runs if run.ship]
+
+
+FILE_TAGS = _file_tags()
+TAG_IDS = [f'{name}.{tag}' for name, tag, _ in FILE_TAGS]
+
+
+def test_weights_ship_with_the_package():
+    assert FILE_TAGS, 'no tag names a shipped weight file'
+
+
+def test_every_shipped_tag_is_a_study_run_marked_ship():
+    ships = {(run.model, run.ship) for _, run in _study_ships()}
+    assert {(name, tag) for name, tag, _ in FILE_TAGS} <= ships
+
+
+@pytest.mark.parametrize('name, tag, fields', FILE_TAGS, ids=TAG_IDS)
+def test_shipped_file_is_the_study_folder_in_the_package(name, tag, fields):
+    folder = shipped_folder(builtin_config_dir() / 'weights', name, tag)
+    assert Path(fields['file']) == folder / 'model.safetensors'
+    assert {'config.json', 'model.safetensors', 'README.md'} <= {p.name for p in folder.iterdir()}
+
+
+def test_shipped_weights_stay_small():
+    total = sum(Path(fields['file']).stat().st_size for _, _, fields in FILE_TAGS)
+    assert total <= MAX_SHIPPED_BYTES
+
+
+@pytest.mark.parametrize('name, tag, fields', FILE_TAGS, ids=TAG_IDS)
+def test_shipped_weights_load_offline_with_finite_outputs(name, tag, fields, monkeypatch):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    model = timm.create_model(f'{name}.{tag}', pretrained=True).eval()
+    config = json.loads((Path(fields['file']).parent / 'config.json').read_text(encoding='utf-8'))
+    assert model.num_classes == fields['num_classes'] == config['num_classes']
+    fresh = timm.create_model(name, num_classes=model.num_classes)
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    size = model.pretrained_cfg['input_size']
+    with torch.no_grad():
+        logits = model(torch.randn(2, *size, generator=torch.Generator().manual_seed(0)))
+    assert logits.shape == (2, model.num_classes)
+    assert torch.isfinite(logits).all()
+
+
+def _card_number(card: str, label: str) -> float:
+    match = re.search(rf'\| {re.escape(label)} \| ([0-9.]+) \|', card)
+    assert match, f'the card has no row {label!r}'
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize('spec, run', _study_ships(), ids=lambda v: getattr(v, 'key', None) or getattr(v, 'name', ''))
+def test_card_matches_config_and_study_result(spec, run):
+    folder = shipped_folder(builtin_config_dir() / 'weights', run.model, run.ship)
+    result_file = result_path(REPO / 'results' / spec.name, run)
+    if not (folder / 'config.json').is_file():
+        assert not result_file.is_file(), f'{run.key} finished but its weights were not shipped to {folder}'
+        return
+    config = json.loads((folder / 'config.json').read_text(encoding='utf-8'))
+    card = (folder / 'README.md').read_text(encoding='utf-8')
+    result = json.loads(result_file.read_text(encoding='utf-8'))
+    assert config['architecture'] == run.model
+    assert f'{run.model}.{run.ship}' in config['pretrained_cfg']['description']
+    assert f"`{json.dumps(config['model_args'], sort_keys=True)}`" in card
+    label = f"top-1 % on {result['held_out']} (these weights, seed {run.seed})"
+    assert _card_number(card, label) == round(result['top1'], 2)
+    assert run.ship in get_variant(run.model).tags
+
+
+@pytest.mark.parametrize('name, tag, fields', FILE_TAGS, ids=TAG_IDS)
+def test_shipped_weights_start_fine_tuning_on_other_classes(name, tag, fields):
+    trained = timm.create_model(f'{name}.{tag}', pretrained=True).state_dict()
+    model = timm.create_model(f'{name}.{tag}', pretrained=True, num_classes=3)
+    assert model.get_classifier().out_features == 3
+    body = {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}
+    assert body and all(torch.equal(v, trained[k]) for k, v in body.items())
