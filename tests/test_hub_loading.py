@@ -150,11 +150,11 @@ def test_other_input_channels_are_adapted_by_timm(tmp_path):
 
 def test_features_only_backbone(tmp_path):
     backbone = plain_vit()
-    _, model = _small_pair(_file_backbone(tmp_path, backbone), features_only=True, out_indices=(0, 1))
+    _, model = _small_pair(_file_backbone(tmp_path, backbone), features_only=True)
     assert torch.equal(model.model.blocks[0].attn.qkv.weight, backbone.blocks[0].attn.qkv.weight)
     with torch.no_grad():
         features = model(torch.randn(1, 3, 32, 32))
-    assert [f.shape for f in features] == [(1, 32, 4, 4), (1, 32, 1, 4)]  # block 1 sees the 4 learned tokens
+    assert [f.shape for f in features] == [(1, 32, 4, 4)]  # block 0: block 1 outputs learned tokens, with no grid
 
 
 def test_shipped_backbone_tags_keep_the_source_checkpoints_preprocessing():

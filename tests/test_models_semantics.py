@@ -151,11 +151,12 @@ def test_forward_intermediates_formats_and_prefix_tokens(name):
     fuse = name.endswith('_fuse')
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        nchw = model.forward_intermediates(x, intermediates_only=True)
-        nlc = model.forward_intermediates(x, output_fmt='NLC', intermediates_only=True)
-        pairs = model.forward_intermediates(x, indices=[1, 3], return_prefix_tokens=True, intermediates_only=True)
+        nchw = model.forward_intermediates(x, intermediates_only=True)  # the spatial blocks: all 4 with TokenFuser
+        nlc = model.forward_intermediates(x, output_fmt='NLC', intermediates_only=True)  # every block
+        pairs = model.forward_intermediates(
+            x, indices=[1, 3], output_fmt='NLC', return_prefix_tokens=True, intermediates_only=True)
         as_dict = model.forward_intermediates(x, indices=2, output_dict=True, return_prefix_tokens=True)
-    assert [tuple(y.shape) for y in nchw] == [(2, 64, 4, 4)] * 2 + [(2, 64, 4, 4) if fuse else (2, 64, 1, 8)] * 2
+    assert [tuple(y.shape) for y in nchw] == [(2, 64, 4, 4)] * (4 if fuse else 2)
     assert [tuple(y.shape) for y in nlc] == [(2, 16, 64)] * 2 + [(2, 16 if fuse else 8, 64)] * 2
     assert [tuple(p.shape) for _, p in pairs] == [(2, 1, 64)] * 2
     assert len(as_dict['image_intermediates']) == 2 and len(as_dict['image_intermediates_prefix']) == 2

@@ -13,6 +13,9 @@ tokens, N patch tokens on an (H, W) grid, S learned tokens and C channels:
 - TokenLearner + TokenFuser: every block ``i >= L`` runs as ``x = r + TF_i(block_i(TL_i(r)), r)`` on the
   patch tokens (prefix tokens pass through the block beside the learned ones); the sequence stays ``[B, P+N, C]``.
   TL_i and TF_i both LayerNorm ``r``: it is standardised once (``shared_norm``) and each applies its own affine.
+
+Features (NCHW, ``feature_info``, ``features_only``) come from the ``num_spatial_blocks`` blocks whose output keeps
+the patch grid: all with TokenFuser, else blocks ``0 .. L-1``. Learned tokens have no grid; only NLC returns them.
 """
 import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -129,10 +132,16 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             for i in (learner_blocks if use_tokenfuse else [])
         })
         self.shared_norm = Standardize()  # no parameters; standardises r once for TL_i and TF_i
+        self.feature_info = self.feature_info[:self.num_spatial_blocks]  # learned tokens have no grid
 
         self.weight_init_mode = 'reset' if weight_init == 'skip' else weight_init
         if weight_init != 'skip':
             self.init_weights(needs_reset=False)
+
+    @property
+    def num_spatial_blocks(self) -> int:
+        """Blocks ``0 .. num_spatial_blocks - 1`` output the patch grid: all with TokenFuser, else those before L."""
+        return len(self.blocks) if self.use_tokenfuse else min(self.tokenlearner_loc, len(self.blocks))
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Union[str, List]]:
@@ -236,6 +245,33 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         """Images ``[B, 3, H_img, W_img]`` -> logits ``[B, num_classes]``."""
         return self.forward_head(self.forward_features(x))
 
+    def _take_indices(
+            self,
+            indices: Optional[Union[int, List[int]]],
+            output_fmt: str,
+    ) -> Tuple[List[int], int]:
+        """Block indices to return and the last of them, as timm's ``feature_take_indices``.
+
+        For 'NLC' every block counts. For 'NCHW' only the spatial blocks (``num_spatial_blocks``) do: None takes
+        them all, an int n the last n of them; a list names blocks and may not name one that outputs learned tokens.
+        """
+        if output_fmt == 'NLC':
+            return feature_take_indices(len(self.blocks), indices)
+        num_spatial = self.num_spatial_blocks
+        if num_spatial == 0:
+            raise ValueError(
+                f'no block outputs the patch grid (tokenlearner_loc={self.tokenlearner_loc}, no TokenFuser), so '
+                "there are no NCHW features; use output_fmt='NLC' for the learned tokens")
+        if indices is None or isinstance(indices, int):
+            return feature_take_indices(num_spatial, indices)
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        learned = [i for i in take_indices if i >= num_spatial]
+        if learned:
+            raise ValueError(
+                f'blocks {learned} output {self.num_tokens} learned tokens with no spatial layout: NCHW takes blocks '
+                f"0..{num_spatial - 1}; use output_fmt='NLC' for the learned tokens")
+        return take_indices, max_index
+
     def forward_intermediates(
             self,
             x: torch.Tensor,
@@ -249,13 +285,14 @@ class TokenLearnerVisionTransformer(VisionTransformer):
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]], Dict[str, Any]]:
         """Forward that also returns the outputs of the blocks in ``indices``, as timm's ViTs do.
 
-        A block that sees the patch grid returns ``[B, C, H, W]`` (NCHW) or ``[B, N, C]`` (NLC). After the
-        TokenLearner of a model without TokenFuser, a block sees S learned tokens with no spatial layout:
-        it returns them as ``[B, C, 1, S]`` (NCHW) or ``[B, S, C]`` (NLC). Prefix tokens are split off as in timm.
+        'NCHW' returns spatial blocks only (``num_spatial_blocks``, those in ``feature_info``) as ``[B, C, H, W]``;
+        'NLC' returns any block, as ``[B, N, C]`` or, after the TokenLearner of a model without TokenFuser, the
+        S learned tokens ``[B, S, C]``. Prefix tokens are split off as in timm.
 
         Args:
             x: Images ``[B, 3, H_img, W_img]``.
-            indices: Take the last n blocks if an int, all if None, else the listed block indices.
+            indices: NCHW: the last n spatial blocks if an int, all spatial blocks if None. NLC: the last n blocks
+                if an int, all blocks if None. Else the listed block indices.
             return_prefix_tokens: Return (spatial, prefix) pairs.
             norm: Apply the final norm to every intermediate.
             stop_early: Stop after the last requested block.
@@ -263,10 +300,13 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             intermediates_only: Return only the intermediates.
             output_dict: Return a dict with 'image_intermediates', optionally 'image_intermediates_prefix'
                 and 'image_features'.
+
+        Raises:
+            ValueError: NCHW asked of a block after the TokenLearner of a model without TokenFuser.
         """
         if output_fmt not in ('NCHW', 'NLC'):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        take_indices, max_index = self._take_indices(indices, output_fmt)
         last_index = max_index if stop_early else len(self.blocks) - 1
 
         B, _, height, width = x.shape
@@ -276,14 +316,10 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             intermediates = [self.norm(y) for y in intermediates]
 
         prefix_tokens = [y[:, :self.num_prefix_tokens] for y in intermediates]
-        intermediates = [y[:, self.num_prefix_tokens:] for y in intermediates]
+        intermediates = [y[:, self.num_prefix_tokens:] for y in intermediates]  # [B, N, C] or [B, S, C]
         if output_fmt == 'NCHW':
             H, W = self.patch_embed.dynamic_feat_size((height, width))
-            intermediates = [
-                y.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous() if y.shape[1] == H * W
-                else y.transpose(1, 2).unsqueeze(2)  # learned tokens: [B, C, 1, S]
-                for y in intermediates
-            ]
+            intermediates = [y.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
 
         if output_dict:
             result: Dict[str, Any] = {'image_intermediates': intermediates}
@@ -304,12 +340,31 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        """Drops the blocks (with their TokenLearner/TokenFuser) after the last of ``indices``; returns the indices."""
-        take_indices = super().prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
+        """Drops what NCHW ``indices`` do not need: later blocks with their TokenLearner/TokenFuser, norm and head.
+
+        ``indices`` count as in ``forward_intermediates`` with NCHW; the norm and head go as in timm's ViT.
+        Returns the kept block indices.
+        """
+        take_indices, _ = self._take_indices(indices, 'NCHW')
+        super().prune_intermediate_layers(take_indices, prune_norm=prune_norm, prune_head=prune_head)
         for modules in (self.token_learners, self.token_fusers):
             for key in [k for k in modules if int(k) >= len(self.blocks)]:
                 del modules[key]
         return take_indices
+
+
+def _default_out_indices(
+        depth: int = 12,
+        tokenlearner_loc: Optional[int] = None,
+        use_tokenfuse: bool = False,
+        **_: Any,
+) -> int:
+    """The ``out_indices`` of ``features_only``: timm's ViT default, the last 3 blocks, over the spatial blocks.
+
+    Takes the model arguments, with the model's defaults; counts ``num_spatial_blocks`` before the model exists.
+    """
+    tokenlearner_loc = depth // 2 if tokenlearner_loc is None else tokenlearner_loc
+    return min(3, depth if use_tokenfuse else tokenlearner_loc)
 
 
 def create_tl_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> TokenLearnerVisionTransformer:
@@ -317,8 +372,14 @@ def create_tl_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> Toke
 
     With ``pretrained``, the weight file is downloaded and checked first, so that errors name it
     (:func:`tl_models.pretrained.pretrained_file_overlay`).
+
+    ``features_only=True`` returns NCHW features of spatial blocks only (``num_spatial_blocks``); ``out_indices``
+    counts as ``forward_intermediates`` does for NCHW and defaults to the last 3 spatial blocks, as timm's ViTs
+    do over their blocks. With TokenLearner before block 1 or 2 and no TokenFuser (the CIFAR nano, micro and pico
+    variants) only 1 or 2 blocks keep the grid, and the default gives those 1 or 2 feature levels; before block 0
+    there is none, and ``features_only`` raises a ``ValueError``.
     """
-    out_indices = kwargs.pop('out_indices', 3)
+    out_indices = kwargs.pop('out_indices') if 'out_indices' in kwargs else _default_out_indices(**kwargs)
     if pretrained:
         kwargs['pretrained_cfg_overlay'] = pretrained_file_overlay(
             variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'), kwargs.get('cache_dir'))
