@@ -27,6 +27,7 @@ from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
 from ..layers.norm import Standardize
 from ..pretrained import pretrained_file_overlay
 from .adapt import checkpoint_filter_fn
+from .backbone import vit_arguments
 
 __all__ = ['TokenLearnerVisionTransformer', 'create_tl_vit']
 
@@ -312,12 +313,20 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         return take_indices
 
 
-def create_tl_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> TokenLearnerVisionTransformer:
+def create_tl_vit(
+        variant: str,
+        pretrained: bool = False,
+        backbone: Optional[str] = None,
+        **kwargs: Any,
+) -> TokenLearnerVisionTransformer:
     """Builds a registered variant through timm's ``build_model_with_cfg`` (pretrained weights, features_only).
 
-    With ``pretrained``, the weight file is downloaded and checked first, so that errors name it
-    (:func:`tl_models.pretrained.pretrained_file_overlay`).
+    ``backbone``: a timm ViT architecture (e.g. ``vit_small_patch14_dinov2``) whose arguments the model takes
+    (:func:`.backbone.vit_arguments`); ``kwargs`` override them. With ``pretrained``, the weight file is
+    downloaded and checked first, so that errors name it (:func:`tl_models.pretrained.pretrained_file_overlay`).
     """
+    if backbone is not None:
+        kwargs = dict(vit_arguments(backbone), **kwargs)
     out_indices = kwargs.pop('out_indices', 3)
     if pretrained:
         kwargs['pretrained_cfg_overlay'] = pretrained_file_overlay(
