@@ -91,6 +91,8 @@ def test_family_builds_timms_architecture_with_timms_preprocessing(name):
     assert (model.num_prefix_tokens, model.global_pool, model.no_embed_class, model.num_classes) == (
         plain.num_prefix_tokens, plain.global_pool, plain.no_embed_class, plain.num_classes)
     assert [type(m) for m in model.blocks[0].modules()] == [type(m) for m in plain.blocks[0].modules()]
+    x = torch.empty(1, *model.pretrained_cfg['input_size'], device='meta')
+    assert model(x).shape == plain(x).shape  # at the input size, with timm's head (or none)
     ours, theirs = model.pretrained_cfg, plain.pretrained_cfg
     for key in ('input_size', 'mean', 'std', 'crop_pct', 'crop_mode', 'interpolation', 'num_classes', 'license'):
         assert _plain(ours[key]) == _plain(theirs[key]), key
