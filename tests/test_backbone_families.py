@@ -131,7 +131,9 @@ def test_family_backbone_transfers_exactly(name, hub, caplog):
     blocks = list(range(TOKENLEARNER_AT))
     with torch.no_grad():
         for i, (ours, theirs) in enumerate(zip(_block_outputs(model, x, blocks), _block_outputs(source, x, blocks))):
-            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6, msg=f'block {i}')
+            # 1e-6, relative too: outputs reach ~20, where float32 steps are 2e-6 (and MKL may round differently
+            # for differently aligned copies of the same weights)
+            torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6, msg=f'block {i}')
 
     loaded, expected = model.state_dict(), source.state_dict()
     new = [k for k in loaded if k.startswith(LEARNER_PREFIXES)]
