@@ -29,6 +29,11 @@ OWN_VARIANTS = textwrap.dedent("""\
       vit_ownexport_patch4_16:
         description: Its plain twin.
         architecture: {}
+      tl_deit3_ownexport_patch4_16_4at1:
+        description: On timm's DeiT-III S/16 (layer scale, class token outside the position embedding), made small.
+        backbone: deit3_small_patch16_224
+        architecture: {num_tokens: 4, tokenlearner_loc: 1}
+        tags: {}
     """)
 
 
@@ -72,6 +77,7 @@ def _load_elsewhere(folder: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize('name, generic, kind', [
     ('tl_vit_ownexport_patch4_16_4at1', GENERIC_TOKENLEARNER, 'TokenLearnerVisionTransformer'),
     ('vit_ownexport_patch4_16', GENERIC_PLAIN, 'VisionTransformer'),
+    ('tl_deit3_ownexport_patch4_16_4at1', GENERIC_TOKENLEARNER, 'TokenLearnerVisionTransformer'),
 ])
 def test_a_variant_of_your_own_file_loads_where_that_file_was_never_registered(own_variants, tmp_path, name, generic,
                                                                                 kind):
@@ -86,6 +92,14 @@ def test_a_variant_of_your_own_file_loads_where_that_file_was_never_registered(o
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded['type'] == kind and loaded['architecture'] == generic
     assert torch.allclose(torch.tensor(loaded['logits']), expected, atol=1e-6)
+
+
+def test_a_variant_on_a_timm_backbone_exports_the_backbone_by_name(own_variants, tmp_path):
+    _export('tl_deit3_ownexport_patch4_16_4at1', tmp_path / 'model')
+    args = json.loads((tmp_path / 'model' / 'config.json').read_text())['model_args']
+    assert args['backbone'] == 'deit3_small_patch16_224' and args['embed_dim'] == 48
+    model = timm.create_model(f"local-dir:{tmp_path / 'model'}", pretrained=True)
+    assert model.no_embed_class and type(model.blocks[0].ls1).__name__ == 'LayerScale'  # DeiT-III's, from timm
 
 
 def test_a_shipped_variant_keeps_its_own_name(tmp_path):

@@ -1,9 +1,10 @@
 """The checks timm's own model test suite applies to its models, on our variants.
 
-Every registered variant up to Base size is built and run at its input size, and goes, made small (width 64,
-at most 64 px), through timm's intermediates and features checks; the small (Tiny) variants also go through
-backward, default cfg, TorchScript and FX checks. Features (NCHW) come from the spatial blocks only: the blocks
-after the TokenLearner of a model without TokenFuser output learned tokens, which only NLC returns.
+Every registered variant up to Base size (but those on other timm backbones, tested small in
+test_backbone_families.py) is built and run at its input size, and goes, made small (width 64, at most 64 px),
+through timm's intermediates and features checks; the small (Tiny) variants also go through backward, default
+cfg, TorchScript and FX checks. Features (NCHW) come from the spatial blocks only: the blocks after the
+TokenLearner of a model without TokenFuser output learned tokens, which only NLC returns.
 """
 import math
 
@@ -17,8 +18,11 @@ from tl_models.registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER
 
 from conftest import randomize_
 
-UP_TO_BASE = [n for n in timm.list_models('tl_*') if '_large_' not in n]
-TOKENLEARNER = [n for n in UP_TO_BASE if n != GENERIC_PLAIN]
+# The variants on other timm backbones (DINOv2 at 518 px, ...) run at small sizes in test_backbone_families.py.
+ON_TIMM_BACKBONES = {n for n in tl_models.list_variants() if tl_models.get_variant(n).backbone}
+UP_TO_BASE = [n for n in timm.list_models('tl_*') if '_large_' not in n and n not in ON_TIMM_BACKBONES]
+# timm's intermediates and features checks run on every TokenLearner variant, made small.
+TOKENLEARNER = [n for n in UP_TO_BASE if n != GENERIC_PLAIN] + sorted(ON_TIMM_BACKBONES)
 SMALL = timm.list_models('tl_vit_tiny_*')
 
 

@@ -56,7 +56,7 @@ def test_shipped_files_define_the_registered_variants():
 
 def test_shipped_variants_cover_the_paper_settings():
     variants = {n: tl_models.get_variant(n) for n in tl_models.list_variants()}
-    arch = {n: v.architecture for n, v in variants.items()}
+    arch = {n: v.settings for n, v in variants.items()}
     size = {n: tuple(v.pretrained_cfg['input_size'][1:]) for n, v in variants.items()}
     # the official ImageNet config: B/16, v1.1, 16 tokens at block 9, no fuser, GAP head
     official = arch['tl_vit_base_patch16_224_16at9']

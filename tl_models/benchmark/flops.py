@@ -40,17 +40,23 @@ def count_gmacs(model: nn.Module, input_size: Sequence[int]) -> float:
 
     Args:
         model: Any module taking ``[1, *input_size]`` images; it runs on the device of its parameters
-            (the meta device counts without computing) and is left in the train/eval mode it was in.
+            (the meta device counts without computing) and is left in the train/eval mode it was in, its
+            parameters' ``requires_grad`` as they were.
         input_size: ``(channels, height, width)``.
     """
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device('cpu')
     x = torch.zeros(1, *input_size, device=device)
     was_training = model.training
+    requires_grad = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
+    for p, _ in requires_grad:  # torch's module tracker fails on parameters used outside a submodule's forward
+        p.requires_grad_(False)  # (the latent query of timm's attention-pool head); no gradient is needed here
     try:
         with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=_FUSED_CPU_ATTENTION) as counter:
             model(x)
     finally:
         model.train(was_training)
+        for p, flag in requires_grad:
+            p.requires_grad_(flag)
     return counter.get_total_flops() / 2e9

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import timm
 import torch
 import torch.nn as nn
+from timm.models import get_pretrained_cfg
 
 from .environment import describe_environment, resolve_device, synchronizer
 from .flops import count_gmacs, count_params_m
@@ -42,12 +43,15 @@ from .workloads import (
     training_step,
 )
 
-__all__ = ['COMPILE_CHOICES', 'MODES', 'BenchmarkConfig', 'BenchmarkResult', 'run_benchmark']
+__all__ = ['COMPILE_CHOICES', 'HEADLESS_NUM_CLASSES', 'MODES', 'BenchmarkConfig', 'BenchmarkResult', 'run_benchmark']
 
 _logger = logging.getLogger(__name__)
 
 MODES = ('infer', 'train')
 COMPILE_CHOICES = ('off', 'on', 'both')
+# The classifier a model without one (num_classes 0: DINOv2 and SigLIP backbones) gets for the benchmark, so that
+# training steps have logits to take a loss of, and a variant and its twin are measured with the same head.
+HEADLESS_NUM_CLASSES = 1000
 
 
 @dataclasses.dataclass
@@ -147,9 +151,18 @@ def _describe(spec: ModelSpec, model: nn.Module, batch_size: int) -> Dict[str, A
     }
 
 
+def _create(spec: ModelSpec) -> nn.Module:
+    """The model of ``spec``; a headless one with a ``HEADLESS_NUM_CLASSES``-class classifier."""
+    kwargs = dict(spec.kwargs)
+    cfg = get_pretrained_cfg(spec.name)
+    if 'num_classes' not in kwargs and cfg is not None and cfg.num_classes == 0:
+        kwargs['num_classes'] = HEADLESS_NUM_CLASSES
+    return timm.create_model(spec.name, **kwargs)
+
+
 def _count_only(spec: ModelSpec, batch_size: int) -> Dict[str, Any]:
     with torch.device('meta'):
-        model = timm.create_model(spec.name, **spec.kwargs)
+        model = _create(spec)
     return dict(_describe(spec, model, batch_size), compiled=False)
 
 
@@ -168,7 +181,7 @@ def _prime_runtime(config: BenchmarkConfig, device: torch.device) -> None:
 def _prepare(spec: ModelSpec, config: BenchmarkConfig, device: torch.device, meter: MemoryMeter) -> _Prepared:
     """Builds one model and its entries; warms each entry up and measures its peak memory per mode."""
     baseline = meter.baseline()
-    model = timm.create_model(spec.name, **spec.kwargs).to(device)
+    model = _create(spec).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     description = _describe(spec, model, config.batch_size)

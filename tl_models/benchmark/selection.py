@@ -6,7 +6,9 @@ class token and class-token pooling. The TokenLearner variants drop the class to
 paper's models do; the twin's GMACs count its class token, so the FLOP-ratio bound compares the two models
 exactly as run. At a size timm does not define, the twin is the plain ``vit_`` variant of our YAML files whose
 architecture is the variant's without the TokenLearner (``tl_vit_nano_patch4_32_8at2`` -> ``vit_nano_patch4_32``);
-a variant with neither (e.g. the 16 px digits model) is measured without a twin.
+a variant with neither (e.g. the 16 px digits model) is measured without a twin. A variant built on a timm
+backbone (``backbone:`` in its YAML entry) is compared with that backbone, timm's model as it is
+(``tl_vit_small_patch14_dinov2_8at6`` -> ``vit_small_patch14_dinov2``).
 """
 import dataclasses
 import difflib
@@ -18,7 +20,7 @@ import timm
 from timm.models import VisionTransformer, get_arch_name, get_pretrained_cfg
 
 from ..models import TokenLearnerVisionTransformer
-from ..registry import get_variant, list_plain_variants, list_variants
+from ..registry import Variant, get_variant, list_plain_variants, list_variants
 
 __all__ = ['TOKENLEARNER_ONLY_ARGS', 'ModelSpec', 'default_model_names', 'group_by_baseline', 'resolve_models',
            'twin_name']
@@ -72,6 +74,17 @@ def _registered_twin(variant_name: str) -> Optional[str]:
     return None
 
 
+def _backbone_twin(variant: Variant) -> str:
+    """The timm backbone of ``variant``, if the variant changes nothing of it but the TokenLearner."""
+    extra = sorted(set(variant.architecture) - set(TOKENLEARNER_ONLY_ARGS))
+    if extra:
+        raise ValueError(
+            f"{variant.name}: no plain timm ViT twin, its architecture changes {', '.join(extra)} of timm's "
+            f'{variant.backbone} (a twin may differ only in the TokenLearner settings '
+            f"{', '.join(TOKENLEARNER_ONLY_ARGS)}); benchmark it without twins")
+    return variant.backbone
+
+
 def twin_name(variant_name: str) -> str:
     """The plain ViT a TokenLearner variant is compared with, e.g. ``vit_base_patch16_224`` (timm's) or
     ``vit_nano_patch4_32`` (ours, at a size timm lacks).
@@ -80,11 +93,13 @@ def twin_name(variant_name: str) -> str:
         KeyError: ``variant_name`` is not a registered TokenLearner variant (the message lists close names).
         ValueError: the variant's architecture has no plain ViT twin.
     """
+    variant = get_variant(variant_name)
+    if variant.backbone:
+        return _backbone_twin(variant)
     registered = _registered_twin(variant_name)
     if registered is not None:
         return registered
-    variant = get_variant(variant_name)
-    arch = variant.architecture
+    arch = variant.settings
     extra = sorted(set(arch) - _TWIN_COMPATIBLE_KEYS)
     if extra:
         raise ValueError(
@@ -104,7 +119,7 @@ def twin_name(variant_name: str) -> str:
 def _canonical_rank(name: str) -> Tuple[Any, ...]:
     """Sort key putting a size's reference variant first: 224 px, 8 tokens at mid-depth, v1.1, no TokenFuser."""
     variant = get_variant(name)
-    arch = variant.architecture
+    arch = variant.settings
     return (variant.pretrained_cfg['input_size'][-1] != 224, arch['num_tokens'] != 8,
             arch['tokenlearner_loc'] != arch['depth'] // 2, not arch.get('use_v11', True),
             arch.get('use_tokenfuse', False), name)
@@ -113,11 +128,14 @@ def _canonical_rank(name: str) -> Tuple[Any, ...]:
 def _size_rank(name: str) -> Tuple[Any, ...]:
     """Sort key by model size (width, depth, image size), each size's reference variant first."""
     variant = get_variant(name)
-    arch = variant.architecture
+    arch = variant.settings
     return (arch['embed_dim'], arch['depth'], variant.pretrained_cfg['input_size'][-1], _canonical_rank(name))
 
 
 def _has_timm_twin(variant_name: str) -> bool:
+    """A twin among timm's plain ViT sizes (variants on a timm backbone, the large families, are left out)."""
+    if get_variant(variant_name).backbone:
+        return False
     try:
         return twin_name(variant_name) not in list_plain_variants()
     except ValueError:
@@ -127,11 +145,12 @@ def _has_timm_twin(variant_name: str) -> bool:
 def default_model_names() -> List[str]:
     """One TokenLearner variant per timm ViT size (width and depth), the reference variant of each, smallest first.
 
-    Sizes timm has no plain ViT of (ours, such as the 32 px CIFAR sizes, and the 16 px digits model) are left out.
+    Sizes timm has no plain ViT of (ours, such as the 32 px CIFAR sizes, and the 16 px digits model) are left out,
+    and so are the variants on other timm backbones (DINOv2, CLIP, ...: large models; name them to run them).
     """
     by_size: Dict[Tuple[int, int], List[str]] = {}
     for name in filter(_has_timm_twin, list_variants()):
-        arch = get_variant(name).architecture
+        arch = get_variant(name).settings
         by_size.setdefault((arch['embed_dim'], arch['depth']), []).append(name)
     return [min(names, key=_canonical_rank) for _, names in sorted(by_size.items())]
 

@@ -72,11 +72,13 @@ def _model_args(model: nn.Module, architecture: str) -> Dict[str, Any]:
     """The variant's architecture arguments the model does not record itself, for ``save_config_for_hf``.
 
     timm adds the model's recorded construction arguments and its current classes, channels, pooling and
-    size; dropout rates and the initialisation mode are left out, as they do not shape loaded weights.
+    size; dropout rates and the initialisation mode are left out, as they do not shape loaded weights. A
+    variant built on a timm backbone records it by name (``backbone``), which any tl-models resolves through
+    timm: its arguments include layers (a norm with its eps, ...) that JSON cannot hold.
     """
     recorded = getattr(model, '_model_args', {})
     try:
-        variant_args = get_variant(architecture).architecture
+        variant_args = get_variant(architecture).model_args
     except KeyError:  # timm's own model, or a generic one: its entrypoint or recorded arguments hold all
         return {}
     return {k: v for k, v in variant_args.items()

@@ -50,6 +50,26 @@ def _unwrap(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return dict(state_dict)
 
 
+def _is_square(n: int) -> bool:
+    return n >= 0 and math.isqrt(n) ** 2 == n
+
+
+def _embeds_prefix(positions: int, prefix_tokens: int, model: nn.Module) -> bool:
+    """Whether a checkpoint's position embedding of ``positions`` rows includes its ``prefix_tokens`` class /
+    register tokens (timm's ``no_embed_class=False``), or covers only the patch grid.
+
+    Decided by the model's grid when the checkpoint has that grid; else by which count is a square grid; where
+    both are (or neither is), the checkpoint is taken to embed as the model does.
+    """
+    grid = getattr(getattr(model, 'patch_embed', None), 'num_patches', None)
+    if grid is not None and positions in (grid, grid + prefix_tokens):
+        return positions == grid + prefix_tokens
+    square_all, square_rest = _is_square(positions), _is_square(positions - prefix_tokens)
+    if square_all != square_rest:
+        return square_rest
+    return not getattr(model, 'no_embed_class', False)
+
+
 def _drop_missing_prefix_tokens(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> None:
     """Removes class / register tokens ``model`` lacks, and their rows of the position embedding."""
     prefix = {'cls_token': getattr(model, 'cls_token', None), 'reg_token': getattr(model, 'reg_token', None)}
@@ -57,8 +77,7 @@ def _drop_missing_prefix_tokens(state_dict: Dict[str, torch.Tensor], model: nn.M
     pos_embed = state_dict.get('pos_embed')
     if pos_embed is not None and counts:
         embedded = sum(counts.values())
-        grid_tokens = pos_embed.shape[1] - embedded
-        if math.isqrt(grid_tokens) ** 2 == grid_tokens:  # else the checkpoint does not embed its prefix tokens
+        if _embeds_prefix(pos_embed.shape[1], embedded, model):  # else there are no prefix rows to drop
             keep = []
             start = 0
             for key in ('cls_token', 'reg_token'):  # timm's order of prefix tokens

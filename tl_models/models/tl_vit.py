@@ -30,6 +30,7 @@ from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
 from ..layers.norm import Standardize
 from ..pretrained import pretrained_file_overlay
 from .adapt import checkpoint_filter_fn
+from .backbone import vit_arguments
 
 __all__ = ['TokenLearnerVisionTransformer', 'create_tl_vit']
 
@@ -367,11 +368,17 @@ def _default_out_indices(
     return min(3, depth if use_tokenfuse else tokenlearner_loc)
 
 
-def create_tl_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> TokenLearnerVisionTransformer:
+def create_tl_vit(
+        variant: str,
+        pretrained: bool = False,
+        backbone: Optional[str] = None,
+        **kwargs: Any,
+) -> TokenLearnerVisionTransformer:
     """Builds a registered variant through timm's ``build_model_with_cfg`` (pretrained weights, features_only).
 
-    With ``pretrained``, the weight file is downloaded and checked first, so that errors name it
-    (:func:`tl_models.pretrained.pretrained_file_overlay`).
+    ``backbone``: a timm ViT architecture (e.g. ``vit_small_patch14_dinov2``) whose arguments the model takes
+    (:func:`.backbone.vit_arguments`); ``kwargs`` override them. With ``pretrained``, the weight file is
+    downloaded and checked first, so that errors name it (:func:`tl_models.pretrained.pretrained_file_overlay`).
 
     ``features_only=True`` returns NCHW features of spatial blocks only (``num_spatial_blocks``); ``out_indices``
     counts as ``forward_intermediates`` does for NCHW and defaults to the last 3 spatial blocks, as timm's ViTs
@@ -379,6 +386,8 @@ def create_tl_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> Toke
     variants) only 1 or 2 blocks keep the grid, and the default gives those 1 or 2 feature levels; before block 0
     there is none, and ``features_only`` raises a ``ValueError``.
     """
+    if backbone is not None:
+        kwargs = dict(vit_arguments(backbone), **kwargs)
     out_indices = kwargs.pop('out_indices') if 'out_indices' in kwargs else _default_out_indices(**kwargs)
     if pretrained:
         kwargs['pretrained_cfg_overlay'] = pretrained_file_overlay(

@@ -16,7 +16,8 @@ __all__ = ['builtin_config_dir', 'get_variant', 'is_builtin', 'list_plain_varian
 _logger = logging.getLogger(__name__)
 _variants: Dict[str, Variant] = {}
 
-# Pretrained-cfg fields every TokenLearner ViT shares; the YAML files hold everything that varies.
+# Pretrained-cfg fields every TokenLearner ViT shares; the YAML files (or timm's cfgs of a backbone) hold everything
+# that varies.
 _FAMILY_CFG = dict(num_classes=1000, first_conv='patch_embed.proj', classifier='head', fixed_input_size=True)
 
 
@@ -28,7 +29,7 @@ def builtin_config_dir() -> Path:
 
 def _as_timm_cfg(fields: Dict[str, Any], variant: Variant) -> Dict[str, Any]:
     cfg = dict(_FAMILY_CFG, **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
-    if variant.architecture.get('dynamic_img_size', False):
+    if variant.settings.get('dynamic_img_size', False):
         cfg['fixed_input_size'] = False
     return cfg
 
@@ -39,7 +40,7 @@ def _model_module(variant: Variant):
 
 
 def _make_entrypoint(variant: Variant) -> Callable[..., timm.models.VisionTransformer]:
-    model_args = dict(variant.architecture)
+    model_args = variant.model_args
     create = tl_vit.create_tl_vit if variant.is_tokenlearner else plain_vit.create_plain_vit
 
     def entrypoint(pretrained: bool = False, **kwargs: Any) -> timm.models.VisionTransformer:

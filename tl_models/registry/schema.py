@@ -17,15 +17,30 @@ folder: weights shipped with the package), or both (the file is used)::
         tags:
           vit_augreg2_in21k_ft_in1k: {hf_hub_id: timm/vit_base_patch16_224.augreg2_in21k_ft_in1k}
 
+A ``tl_`` variant may instead name a timm ViT architecture as its ``backbone``; the architecture then
+comes from timm's own definition of it (:func:`tl_models.models.backbone.vit_arguments`), ``architecture``
+needs only the TokenLearner settings (any other key overrides timm's), and the untagged cfg and the tags
+come from timm's pretrained cfgs of that architecture (:mod:`.timm_source`), unless the variant gives
+``tags``; its ``pretrained_cfg`` overrides timm's fields, untagged and in every tag::
+
+    variants:
+      tl_vit_small_patch14_dinov2_8at6:
+        description: DINOv2 ViT-S/14; TokenLearner v1.1 learns 8 tokens before block 6.
+        backbone: vit_small_patch14_dinov2
+        architecture: {num_tokens: 8, tokenlearner_loc: 6}
+
 Every error is a :class:`VariantConfigError` that names the file, the variant and the key.
 """
 import copy
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
+
+from ..models.backbone import BackboneError, vit_arguments
+from .timm_source import backbone_pretrained
 
 __all__ = ['Variant', 'VariantConfigError', 'parse_variant_file']
 
@@ -50,6 +65,7 @@ class Variant:
         pretrained_cfg: timm pretrained-cfg fields of the untagged model (input size, mean/std, crop, license, ...).
         tags: Pretrained tag -> pretrained-cfg fields overriding ``pretrained_cfg`` (``hf_hub_id`` and/or
             ``file``, made absolute, for the weights).
+        backbone: The timm ViT architecture the variant is built on (``architecture`` overrides it), or None.
     """
     name: str
     path: Path
@@ -57,11 +73,25 @@ class Variant:
     architecture: Dict[str, Any]
     pretrained_cfg: Dict[str, Any]
     tags: Dict[str, Dict[str, Any]]
+    backbone: Optional[str] = None
 
     @property
     def is_tokenlearner(self) -> bool:
         """A TokenLearner ViT (``tl_...``), not a plain twin (``vit_...``)."""
         return self.name.startswith('tl_')
+
+    @property
+    def model_args(self) -> Dict[str, Any]:
+        """The arguments that create the model: ``architecture``, with ``backbone`` if it names one."""
+        return dict(self.architecture, backbone=self.backbone) if self.backbone else dict(self.architecture)
+
+    @property
+    def settings(self) -> Dict[str, Any]:
+        """Every architecture setting the variant fixes: timm's arguments of its backbone, ``architecture`` on top.
+
+        What code that needs the model's size (``embed_dim``, ``depth``, ...) reads; timm's defaults fill the rest.
+        """
+        return dict(vit_arguments(self.backbone), **self.architecture) if self.backbone else dict(self.architecture)
 
 
 def _is_int(v: Any) -> bool:
@@ -123,7 +153,8 @@ ARCHITECTURE_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     'tokenlearner_init': ("one of 'official', 'vit'", _one_of('official', 'vit')),
 }
 REQUIRED_PLAIN_KEYS = ('patch_size', 'embed_dim', 'depth', 'num_heads')
-REQUIRED_ARCHITECTURE_KEYS = (*REQUIRED_PLAIN_KEYS, 'num_tokens', 'tokenlearner_loc')
+REQUIRED_BACKBONE_KEYS = ('num_tokens', 'tokenlearner_loc')
+REQUIRED_ARCHITECTURE_KEYS = (*REQUIRED_PLAIN_KEYS, *REQUIRED_BACKBONE_KEYS)
 TOKENLEARNER_KEYS = ('num_tokens', 'tokenlearner_loc', 'use_v11', 'use_tokenfuse', 'tokenlearner_drop_rate',
                      'tokenlearner_init')
 
@@ -149,7 +180,7 @@ PRETRAINED_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     'notes': _STR,
 }
 REQUIRED_PRETRAINED_KEYS = ('input_size', 'mean', 'std', 'crop_pct', 'license')
-VARIANT_KEYS = ('description', 'architecture', 'pretrained_cfg', 'tags')
+VARIANT_KEYS = ('description', 'backbone', 'architecture', 'pretrained_cfg', 'tags')
 FILE_KEYS = ('defaults', 'variants')
 
 
@@ -208,43 +239,44 @@ class _Checker:
                 self.fail(f'{prefix}{key}', f'expected {expected}, got {item!r}')
 
 
-def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -> Variant:
-    check = _Checker(path, str(name))
-    if not isinstance(name, str) or not (NAME_PATTERN.fullmatch(name) or PLAIN_NAME_PATTERN.fullmatch(name)):
-        check.fail('variants', "variant names must match 'tl_[a-z0-9_]+' (a TokenLearner ViT) or "
-                               f"'vit_[a-z0-9_]+' (a plain ViT twin), got {name!r}")
-    plain = name.startswith('vit_')
-    spec = _merge_variant(defaults, check.mapping(spec, 'variants.' + name))
-    check.known_keys(spec, '', VARIANT_KEYS)
-    for key in ('architecture', 'pretrained_cfg'):
-        check.mapping(spec.get(key, None), key)
-    description = spec.get('description', '')
-    if not isinstance(description, str) or not description:
-        check.fail('description', f'expected a non-empty string, got {description!r}')
-
-    architecture = spec['architecture']
-    check.typed(architecture, 'architecture.', ARCHITECTURE_KEYS,
-                REQUIRED_PLAIN_KEYS if plain else REQUIRED_ARCHITECTURE_KEYS)
-    for key in REQUIRED_PLAIN_KEYS:
-        if architecture[key] < 1:
-            check.fail(f'architecture.{key}', f'expected a positive integer, got {architecture[key]}')
+def _parse_backbone(check: '_Checker', spec: Dict[str, Any], plain: bool) -> Optional[Dict[str, Any]]:
+    """timm's arguments of the variant's ``backbone`` (None if it names none), after checking the name."""
+    if 'backbone' not in spec:
+        return None
+    backbone = spec['backbone']
     if plain:
-        for key in TOKENLEARNER_KEYS:
-            if key in architecture:
-                check.fail(f'architecture.{key}', 'a plain vit_ variant has no TokenLearner; name it tl_... '
-                                                  'to make it a TokenLearner ViT')
+        check.fail('backbone', 'a plain vit_ variant is timm\'s model itself: use timm\'s name (e.g. '
+                               f'{backbone}) directly, or name the variant tl_... to make it a TokenLearner ViT')
+    if not isinstance(backbone, str) or '.' in backbone:
+        check.fail('backbone', 'expected the name of a timm ViT architecture without a pretrained tag (e.g. '
+                               f'vit_small_patch14_dinov2; its tags become the variant\'s), got {backbone!r}')
+    try:
+        return vit_arguments(backbone)
+    except BackboneError as e:
+        check.fail('backbone', str(e))
+
+
+def _parse_pretrained(
+        check: '_Checker',
+        path: Path,
+        spec: Dict[str, Any],
+        backbone: Optional[str],
+) -> Tuple[Dict[str, Any], Dict[str, Dict[str, Any]]]:
+    """The checked untagged cfg and tags; a backbone's come from timm, the variant's ``pretrained_cfg`` on top."""
+    own_cfg = spec['pretrained_cfg']
+    check.typed(own_cfg, 'pretrained_cfg.', PRETRAINED_KEYS)
+    for key in ('hf_hub_id', 'file'):
+        if key in own_cfg:
+            check.fail(f'pretrained_cfg.{key}', f'weights belong to a pretrained tag: move {key} under tags.<tag>')
+    if backbone is None:
+        pretrained_cfg, tags = own_cfg, spec.get('tags', {})
     else:
-        _check_tokenlearner(check, architecture)
-
-    pretrained_cfg = spec['pretrained_cfg']
+        timm_cfg, timm_tags = backbone_pretrained(backbone)
+        pretrained_cfg = dict(timm_cfg, **own_cfg)
+        tags = spec['tags'] if 'tags' in spec else {tag: dict(fields, **own_cfg) for tag, fields in timm_tags.items()}
     check.typed(pretrained_cfg, 'pretrained_cfg.', PRETRAINED_KEYS, REQUIRED_PRETRAINED_KEYS)
-    if 'hf_hub_id' in pretrained_cfg:
-        check.fail('pretrained_cfg.hf_hub_id', 'weights belong to a pretrained tag: move hf_hub_id under tags.<tag>')
 
-    if 'file' in pretrained_cfg:
-        check.fail('pretrained_cfg.file', 'weights belong to a pretrained tag: move file under tags.<tag>')
-
-    tags = check.mapping(spec.get('tags', {}) or {}, 'tags')
+    tags = check.mapping(tags or {}, 'tags')
     for tag, tag_cfg in tags.items():
         if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
             check.fail(f'tags.{tag}', "tag names must match '[a-z0-9_]+'")
@@ -253,11 +285,55 @@ def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -
             check.fail(f'tags.{tag}', 'a tag needs its weights: hf_hub_id (a hub repo) or file (a weight file)')
         if 'file' in tag_cfg:
             tag_cfg['file'] = str((path.parent / tag_cfg['file']).resolve())
-    return Variant(name, path, description, architecture, pretrained_cfg, tags)
+    return pretrained_cfg, tags
+
+
+def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -> Variant:
+    check = _Checker(path, str(name))
+    if not isinstance(name, str) or not (NAME_PATTERN.fullmatch(name) or PLAIN_NAME_PATTERN.fullmatch(name)):
+        check.fail('variants', "variant names must match 'tl_[a-z0-9_]+' (a TokenLearner ViT) or "
+                               f"'vit_[a-z0-9_]+' (a plain ViT twin), got {name!r}")
+    plain = name.startswith('vit_')
+    spec = _merge_variant(defaults, check.mapping(spec, 'variants.' + name))
+    check.known_keys(spec, '', VARIANT_KEYS)
+    if 'backbone' in spec:
+        spec.setdefault('pretrained_cfg', {})  # timm's cfg of the backbone
+    for key in ('architecture', 'pretrained_cfg'):
+        check.mapping(spec.get(key, None), key)
+    description = spec.get('description', '')
+    if not isinstance(description, str) or not description:
+        check.fail('description', f'expected a non-empty string, got {description!r}')
+
+    backbone_args = _parse_backbone(check, spec, plain)
+    architecture = spec['architecture']
+    if backbone_args is None:
+        check.typed(architecture, 'architecture.', ARCHITECTURE_KEYS,
+                    REQUIRED_PLAIN_KEYS if plain else REQUIRED_ARCHITECTURE_KEYS)
+        settings = architecture
+    else:
+        check.typed(architecture, 'architecture.', ARCHITECTURE_KEYS, REQUIRED_BACKBONE_KEYS)
+        settings = dict(backbone_args, **architecture)
+        for key in REQUIRED_PLAIN_KEYS:
+            if key not in settings:
+                check.fail(f'architecture.{key}', f"timm's {spec['backbone']} does not set it: give it here")
+    for key in REQUIRED_PLAIN_KEYS:
+        if settings[key] < 1:
+            check.fail(f'architecture.{key}', f'expected a positive integer, got {settings[key]}')
+    if plain:
+        for key in TOKENLEARNER_KEYS:
+            if key in architecture:
+                check.fail(f'architecture.{key}', 'a plain vit_ variant has no TokenLearner; name it tl_... '
+                                                  'to make it a TokenLearner ViT')
+    else:
+        _check_tokenlearner(check, settings)
+
+    pretrained_cfg, tags = _parse_pretrained(check, path, spec, spec.get('backbone'))
+    return Variant(name, path, description, architecture, pretrained_cfg, tags, spec.get('backbone'))
 
 
 def _check_tokenlearner(check: '_Checker', architecture: Dict[str, Any]) -> None:
-    """The TokenLearner settings of a ``tl_`` variant: at least one token, placed before an existing block."""
+    """The TokenLearner settings of a ``tl_`` variant (its resolved ``settings``): at least one token, placed
+    before an existing block."""
     if architecture['num_tokens'] < 1:
         check.fail('architecture.num_tokens', f"expected at least 1 learned token, got {architecture['num_tokens']}")
     depth, loc = architecture['depth'], architecture['tokenlearner_loc']
