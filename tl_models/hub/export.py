@@ -166,14 +166,21 @@ def checkpoint_provenance(
     run_summary = run_summary or {}
     dataset = run_summary.get('dataset')
     on = f' on {dataset}' if dataset else ''
+    teacher = run_summary.get('teacher')
+    how = (f"distilled from {teacher} (alpha {run_summary['distill_alpha']:g}, temperature "
+           f"{run_summary['distill_temperature']:g}, feature weight {run_summary['distill_feature_weight']:g})"
+           if teacher else 'trained')
+    training = {'model': ckpt.model_name, 'checkpoint': ckpt.path.name, 'epoch': ckpt.epoch,
+                'weights': 'EMA' if use_ema else 'model'}
+    if teacher:
+        training['teacher'] = teacher
     return Provenance(
         summary=(f"{'A TokenLearner ViT' if ckpt.model_name.startswith('tl_') else 'A model'} ({ckpt.model_name}) "
-                 f'trained with tl_models{on}: the '
+                 f'{how} with tl_models{on}: the '
                  f"{'EMA ' if use_ema else ''}weights of {ckpt.path.name} (epoch {ckpt.epoch})."),
         dataset=dataset,
         metrics=_numbers(run_summary) or _numbers(ckpt.metrics),
-        training={'model': ckpt.model_name, 'checkpoint': ckpt.path.name, 'epoch': ckpt.epoch,
-                  'weights': 'EMA' if use_ema else 'model'},
+        training=training,
     )
 
 

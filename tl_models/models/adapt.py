@@ -17,7 +17,7 @@ timm, which adapts them to ``in_chans`` after this filter.
 """
 import logging
 import math
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -130,8 +130,17 @@ def _same_shape(key: str, loaded: torch.Size, own: torch.Size, first_conv_weight
     return tuple(loaded) == tuple(own)
 
 
-def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+def checkpoint_filter_fn(
+        state_dict: Dict[str, torch.Tensor],
+        model: nn.Module,
+        checkpoint_classes: Optional[int] = None,
+        source: Optional[str] = None,
+) -> Dict[str, torch.Tensor]:
     """Returns ``state_dict`` adapted to ``model`` (see the module docstring); it holds every key of the model.
+
+    ``checkpoint_classes`` is the number of classes the checkpoint's classifier has when the caller knows it
+    (a teacher's weights); by default it is the pretrained cfg's ``num_classes``. ``source`` names the
+    checkpoint in messages (default: the model's pretrained weights, :func:`describe_source`).
 
     Parameters the checkpoint cannot provide (TokenLearner / TokenFuser of a plain-ViT backbone, and a
     classifier for another number of classes) are filled with the model's fresh values, and a WARNING
@@ -141,7 +150,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
         CheckpointMismatchError: keys the model lacks, parameters the checkpoint lacks (other than those
             above), or shapes that differ after adaptation; the message names the checkpoint and the keys.
     """
-    source = describe_source(model)
+    source = source or describe_source(model)
     own = model.state_dict()
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     state_dict = _unwrap(state_dict)
@@ -149,7 +158,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     state_dict = _adapt_vit(state_dict, model, set(own), source)
 
     head = f"{cfg.get('classifier') or 'head'}."
-    head_is_new = cfg.get('num_classes') is not None and cfg['num_classes'] != getattr(model, 'num_classes', None)
+    checkpoint_classes = checkpoint_classes if checkpoint_classes is not None else cfg.get('num_classes')
+    head_is_new = checkpoint_classes is not None and checkpoint_classes != getattr(model, 'num_classes', None)
     if head_is_new:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
     fresh = [k for k in own if k not in state_dict and (

@@ -5,13 +5,16 @@ then flags given on the command line. The resolved configuration is saved with e
 """
 import argparse
 import dataclasses
+import difflib
 import typing
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+import timm
 import yaml
 
-__all__ = ['TrainConfig', 'TrainConfigError', 'add_arguments', 'check_options', 'config_from_args', 'load_recipe']
+__all__ = ['TrainConfig', 'TrainConfigError', 'add_arguments', 'check_model_name', 'check_options', 'config_from_args',
+           'load_recipe']
 
 
 class TrainConfigError(ValueError):
@@ -83,6 +86,16 @@ class TrainConfig:
                          "held-out split is then validation data) or 'last' (the end of the schedule, for a "
                          "held-out split that is the test set)")
     threads: Optional[int] = _field(None, 'CPU threads for torch (default: torch\'s own choice)')
+    # distillation (tl_models.train.distill)
+    distill_from: Optional[str] = _field(None, 'teacher to distil from: a model name with weights (tag), hf-hub:, '
+                                         'local-dir: or a run folder; the student starts from its weights where '
+                                         'they fit')
+    distill_alpha: float = _field(0.5, "weight of the soft distillation loss, the rest on the labels' loss (1: "
+                                  'labels not needed; 0: the teacher only initialises the student)')
+    distill_temperature: float = _field(1.0, 'softmax temperature of the soft distillation loss')
+    distill_feature_weight: float = _field(0.0, "weight of the MSE between the student's and the teacher's pooled "
+                                           'pre-logits features (0 = off; needs the same width)')
+    distill_init: bool = _field(True, "start the student from the teacher's weights where they fit")
     # run
     output: Optional[str] = _field(None, 'run folder for checkpoints, metrics and the exported model')
     resume: Optional[str] = _field(None, 'continue the run in this folder from its last checkpoint')
@@ -96,8 +109,26 @@ class TrainConfig:
             raise TrainConfigError(f"'holdout' expects a fraction in [0, 1), got {self.holdout}")
         if self.eval_every < 1:
             raise TrainConfigError(f"'eval_every' expects a positive number of epochs, got {self.eval_every}")
+        if not 0 <= self.distill_alpha <= 1:
+            raise TrainConfigError(f"'distill_alpha' expects a weight in [0, 1], got {self.distill_alpha}")
+        if self.distill_temperature <= 0:
+            raise TrainConfigError(f"'distill_temperature' expects a positive number, got {self.distill_temperature}")
+        if self.distill_feature_weight < 0:
+            raise TrainConfigError(
+                f"'distill_feature_weight' expects a weight >= 0, got {self.distill_feature_weight}")
         if self.threads is not None and self.threads < 1:
             raise TrainConfigError(f"'threads' expects a positive number, got {self.threads}")
+
+
+def check_model_name(name: str) -> None:
+    """Raises TrainConfigError for a name timm cannot create, listing close TokenLearner names."""
+    source, model_id = timm.models.parse_model_name(name)
+    if source is not None or timm.is_model(timm.models.get_arch_name(model_id)):
+        return
+    close = difflib.get_close_matches(timm.models.get_arch_name(model_id), timm.list_models('tl_*'), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with timm.list_models('tl_*')"
+    raise TrainConfigError(f'unknown model {name!r}: expected a registered model name, hf-hub:ORG/REPO or '
+                           f'local-dir:PATH{hint}')
 
 
 def _fields() -> Dict[str, dataclasses.Field]:

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from timm.utils import dispatch_clip_grad
 
+from .distill import DistillationLoss
 from .distributed import Distributed
 from .progress import EpochProgress
 
@@ -21,6 +22,7 @@ class EpochResult:
     images: int
     seconds: float
     num_updates: int
+    teacher_seconds: float = 0.0
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -40,9 +42,14 @@ def train_one_epoch(
         mixup: Optional[Callable] = None,
         amp: bool = False,
         clip_grad: Optional[float] = None,
+        distiller: Optional[DistillationLoss] = None,
         description: str = 'train',
 ) -> EpochResult:
-    """Runs one pass over ``loader``; the scheduler steps per update (``step_update``), EMA after each step."""
+    """Runs one pass over ``loader``; the scheduler steps per update (``step_update``), EMA after each step.
+
+    With ``distiller`` the loss is the distillation loss (the teacher sees the same, possibly mixed, inputs)
+    and ``loss_fn`` is not used; the result's ``teacher_seconds`` is this process's time in the teacher.
+    """
     model.train()
     progress = EpochProgress(len(loader), description, enabled=dist.is_main)
     loss_sum = torch.zeros((), dtype=torch.float64)
@@ -53,7 +60,8 @@ def train_one_epoch(
         if mixup is not None:
             inputs, targets = mixup(inputs, targets)
         with _autocast(dist.device, amp):
-            loss = loss_fn(model(inputs), targets)
+            outputs = model(inputs)
+            loss = loss_fn(outputs, targets) if distiller is None else distiller(outputs, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad is not None:
@@ -71,7 +79,8 @@ def train_one_epoch(
     seconds = time.perf_counter() - start
     totals = dist.sum(torch.tensor([float(loss_sum), float(images)], dtype=torch.float64))
     return EpochResult(loss=float(totals[0] / max(totals[1], 1)), images=int(totals[1]), seconds=seconds,
-                       num_updates=num_updates)
+                       num_updates=num_updates,
+                       teacher_seconds=distiller.pop_teacher_seconds() if distiller is not None else 0.0)
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ Built from timm's blocks (``create_model``, ``create_loader``, ``create_optimize
     config.yaml              resolved configuration
     metrics.csv              a row per epoch
     summary.json             model, dataset, epochs, best_top1, best_epoch, selected_top1, selected_epoch, seconds,
-                             train_images_per_second, ...
+                             train_images_per_second, ...; distilled runs add the teacher, its settings, the
+                             seconds spent in the teacher and the student's own img/s (teacher time left out)
     checkpoints/last.safetensors, checkpoints/best.safetensors   (model, EMA, optimizer, scheduler)
     model/                   the selected epoch's model in the hub format (config.json, model.safetensors, README.md):
                              the best held-out epoch's (``select='best'``) or the last one's (``select='last'``)
@@ -15,7 +16,6 @@ Every epoch reseeds all random generators from the seed and the epoch, so a run 
 epoch k repeats the uninterrupted run exactly (for a deterministic configuration).
 """
 import dataclasses
-import difflib
 import logging
 import math
 import random
@@ -37,8 +37,15 @@ from timm.utils import ModelEmaV3
 from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..hub.export import checkpoint_provenance, export_model
 from ..io import write_json, write_text
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig, TrainConfigError, check_model_name
 from .data import SplitData, build_loader, load_split
+from .distill import (
+    DistillationLoss,
+    StudentWithFeatures,
+    describe_distillation,
+    init_student_from_teacher,
+    load_teacher,
+)
 from .distributed import Distributed
 from .engine import evaluate, train_one_epoch
 from .memory import PreloadedLoader
@@ -46,27 +53,38 @@ from .memory import PreloadedLoader
 __all__ = ['train']
 
 _logger = logging.getLogger(__name__)
-METRIC_COLUMNS = ['epoch', 'train_loss', 'val_loss', 'top1', 'top5', 'lr', 'epoch_seconds', 'train_images_per_second']
+METRIC_COLUMNS = ['epoch', 'train_loss', 'val_loss', 'top1', 'top5', 'lr', 'epoch_seconds', 'train_images_per_second',
+                  'teacher_seconds']
 
 
-def check_model_name(name: str) -> None:
-    """Raises TrainConfigError for a name timm cannot create, listing close TokenLearner names."""
-    source, model_id = timm.models.parse_model_name(name)
-    if source is not None or timm.is_model(timm.models.get_arch_name(model_id)):
-        return
-    close = difflib.get_close_matches(timm.models.get_arch_name(model_id), timm.list_models('tl_*'), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with timm.list_models('tl_*')"
-    raise TrainConfigError(f'unknown model {name!r}: expected a registered model name, hf-hub:ORG/REPO or '
-                           f'local-dir:PATH{hint}')
-
-
-def _num_classes(config: TrainConfig, train: SplitData) -> int:
+def _num_classes(config: TrainConfig, train: SplitData, teacher: Optional[nn.Module]) -> int:
+    if teacher is not None:
+        return _teacher_classes(config, train, teacher.num_classes)
     num_classes = config.num_classes or (len(train.class_names) if train.class_names else None)
     if num_classes is None:
         raise TrainConfigError(f'cannot tell how many classes {train.description} has; pass --num-classes')
     if num_classes < 2:
         raise TrainConfigError(f'classification needs at least 2 classes, {train.description} has {num_classes}')
     return num_classes
+
+
+def _teacher_classes(config: TrainConfig, train: SplitData, classes: int) -> int:
+    """A distilled student predicts the teacher's classes; labels, when the loss reads them, must be those."""
+    if config.num_classes not in (None, classes):
+        raise TrainConfigError(f'--num-classes {config.num_classes} differs from the {classes} classes the teacher '
+                               f'({config.distill_from}) predicts; a student distils the teacher\'s classes')
+    if config.distill_alpha < 1 and train.class_names and len(train.class_names) != classes:
+        raise TrainConfigError(
+            f'{train.description} has {len(train.class_names)} classes, the teacher ({config.distill_from}) '
+            f'predicts {classes}; distil with labels from data of the teacher\'s classes, or without labels '
+            f'(--distill-alpha 1)')
+    return classes
+
+
+def _label_names(num_classes: int, *splits: SplitData) -> Optional[List[str]]:
+    """The class names of the first split labelled with ``num_classes`` classes (an unlabelled training folder
+    of a distillation has none)."""
+    return next((s.class_names for s in splits if s.class_names and len(s.class_names) == num_classes), None)
 
 
 def _check_batch(config: TrainConfig, train: SplitData, dist: Distributed) -> None:
@@ -137,6 +155,7 @@ class _RunState:
     best_top1: float = -1.0
     best_epoch: int = 0
     train_seconds: float = 0.0
+    teacher_seconds: float = 0.0
     train_images: int = 0
     wall_seconds: float = 0.0
     history: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -161,13 +180,19 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         torch.set_num_threads(config.threads)
     check_model_name(config.model)
     output = _prepare_output(config)
+    teacher = load_teacher(config, dist.device) if config.distill_from else None
     train_split, val_split = load_split(config, config.train_split), load_split(config, config.val_split)
-    num_classes = _num_classes(config, train_split)
+    num_classes = _num_classes(config, train_split, teacher)
     _check_batch(config, train_split, dist)
 
     torch.manual_seed(config.seed)
     model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=num_classes,
                               drop_path_rate=config.drop_path, img_size=config.img_size, **config.model_kwargs)
+    if teacher is not None:
+        start = _student_start(config, model, teacher)
+        if dist.is_main:
+            _logger.info('distilling from %s (alpha %g, temperature %g, feature weight %g); %s', config.distill_from,
+                         config.distill_alpha, config.distill_temperature, config.distill_feature_weight, start)
     model_name = model.pretrained_cfg['architecture']
     model_args = dict(model._model_args)
     data_config = resolve_input_data_config(model)
@@ -185,6 +210,10 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         optimizer, sched='cosine', num_epochs=config.epochs, warmup_epochs=config.warmup_epochs,
         min_lr=config.min_lr, step_on_epochs=False, updates_per_epoch=len(train_loader))
     loss_fn, mixup = _loss_and_mixup(config, num_classes)
+    distiller = None
+    if teacher is not None:
+        distiller = DistillationLoss(teacher, model, loss_fn, config.distill_alpha, config.distill_temperature,
+                                     config.distill_feature_weight)
     ema = ModelEmaV3(model, decay=config.model_ema_decay) if config.model_ema else None
 
     state = _RunState()
@@ -200,12 +229,15 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         write_text(output / 'config.yaml', yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
     net = model
+    with_features = distiller is not None and config.distill_feature_weight > 0
+    if with_features:  # the feature loss needs the pooled features too: one forward returns both
+        model = StudentWithFeatures(model)
     if dist.enabled:
         device_ids = [dist.device] if dist.device.type == 'cuda' else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     if config.compile:
         model = torch.compile(model)
-    eval_model = ema.module if ema is not None else model
+    eval_model = ema.module if ema is not None else net if with_features else model
 
     if dist.is_main:
         trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
@@ -223,7 +255,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
             train_loader.sampler.set_epoch(epoch)
         result = train_one_epoch(
             model, train_loader, optimizer, loss_fn, dist, scheduler=scheduler, num_updates=state.num_updates,
-            ema=ema, mixup=mixup, amp=config.amp, clip_grad=config.clip_grad,
+            ema=ema, mixup=mixup, amp=config.amp, clip_grad=config.clip_grad, distiller=distiller,
             description=f'epoch {epoch + 1}/{config.epochs}')
         evaluated = (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs
         metrics = (evaluate(eval_model, val_loader, dist, num_samples=val_share, amp=config.amp, description='eval')
@@ -231,6 +263,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         state.epochs_done = epoch + 1
         state.num_updates = result.num_updates
         state.train_seconds += result.seconds
+        state.teacher_seconds += result.teacher_seconds
         state.train_images += result.images
         improved = evaluated and metrics['top1'] > state.best_top1
         if improved:
@@ -238,7 +271,8 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         state.history.append(dict(
             epoch=epoch + 1, train_loss=result.loss, val_loss=metrics['loss'], top1=metrics['top1'],
             top5=metrics['top5'], lr=optimizer.param_groups[0]['lr'], epoch_seconds=result.seconds,
-            train_images_per_second=result.images / max(result.seconds, 1e-9)))
+            train_images_per_second=result.images / max(result.seconds, 1e-9),
+            teacher_seconds=result.teacher_seconds if distiller is not None else None))
         if dist.is_main:
             _save_epoch(output, config, net, ema, optimizer, scheduler, model_name, model_args, state,
                         improved and config.select == 'best', time.perf_counter() - session_start)
@@ -249,10 +283,19 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     summary = _summary(config, model_name, train_split, num_classes, net, state, dist)
     if dist.is_main:
         write_json(output / 'summary.json', summary)
-        _export_selected(output, train_split, data_config, summary)
+        _export_selected(output, _label_names(num_classes, train_split, val_split), data_config, summary)
         _logger.info('%s held-out top-1 %.2f%% (epoch %d of %d); run folder %s', config.select,
                      summary['selected_top1'], summary['selected_epoch'], state.epochs_done, output)
     return summary
+
+
+def _student_start(config: TrainConfig, student: nn.Module, teacher: nn.Module) -> str:
+    """Starts the student from the teacher's weights where they fit (unless told otherwise); says what it did."""
+    if config.pretrained:
+        return "the student starts from its own pretrained weights (--pretrained), not the teacher's"
+    if not config.distill_init:
+        return 'the student starts from its own initialisation (--no-distill-init)'
+    return init_student_from_teacher(student, teacher)
 
 
 def _log_epoch(epoch: int, epochs: int, train_loss: float, metrics: Dict[str, Any], lr: float,
@@ -282,6 +325,11 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
     last = state.history[-1] if state.history else {}
     selected_epoch = state.best_epoch if config.select == 'best' else state.epochs_done
     selected = state.history[selected_epoch - 1] if selected_epoch else {}
+    distillation = {}
+    if config.distill_from:
+        distillation = dict(describe_distillation(config), teacher_seconds=round(state.teacher_seconds, 2),
+                            student_train_images_per_second=state.train_images / max(
+                                state.train_seconds - state.teacher_seconds, 1e-9))
     return dict(
         model=model_name,
         model_source=config.model,
@@ -303,10 +351,11 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
         optimizer_steps=state.num_updates,
         processes=dist.world_size,
         ema=config.model_ema,
+        **distillation,
     )
 
 
-def _export_selected(output: Path, train_split: SplitData, data_config: Dict[str, Any],
+def _export_selected(output: Path, label_names: Optional[List[str]], data_config: Dict[str, Any],
                      summary: Dict[str, Any]) -> None:
     """Writes the selected checkpoint's weights (EMA if the run kept it) as a hub-ready folder ``output/model``."""
     selected = output / 'checkpoints' / f"{summary['select']}.safetensors"
@@ -314,4 +363,4 @@ def _export_selected(output: Path, train_split: SplitData, data_config: Dict[str
         return
     provenance = checkpoint_provenance(load_checkpoint(selected), use_ema=summary['ema'], run_summary=summary)
     export_model(model_from_checkpoint(selected, use_ema=summary['ema']), output / 'model', provenance,
-                 overwrite=True, data_config=data_config, label_names=train_split.class_names)
+                 overwrite=True, data_config=data_config, label_names=label_names)

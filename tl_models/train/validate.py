@@ -11,11 +11,10 @@ import torch.nn as nn
 from timm.data import resolve_input_data_config
 
 from ..checkpoint import model_from_checkpoint
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig, TrainConfigError, check_model_name
 from .data import build_loader, load_split
 from .distributed import Distributed
 from .engine import evaluate
-from .trainer import check_model_name
 
 __all__ = ['load_eval_model', 'validate']
 
