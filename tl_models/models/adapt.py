@@ -17,16 +17,19 @@ timm, which adapts them to ``in_chans`` after this filter.
 """
 import logging
 import math
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
 import torch
 import torch.nn as nn
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
-__all__ = ['LEARNER_PREFIXES', 'CheckpointMismatchError', 'checkpoint_filter_fn', 'describe_source']
+__all__ = ['LEARNER_PREFIXES', 'Adapter', 'CheckpointMismatchError', 'adapt_vit', 'checkpoint_filter_fn',
+           'describe_source', 'filter_checkpoint', 'unwrap']
 
 _logger = logging.getLogger(__name__)
 LEARNER_PREFIXES = ('token_learners.', 'token_fusers.')
+# ``adapt(state_dict, model, model_keys, source) -> state_dict``: a checkpoint's tensors reshaped for ``model``.
+Adapter = Callable[[Dict[str, torch.Tensor], nn.Module, Set[str], str], Dict[str, torch.Tensor]]
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -43,7 +46,8 @@ def describe_source(model: nn.Module) -> str:
     return repo or file or 'the checkpoint'
 
 
-def _unwrap(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def unwrap(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The tensors of a checkpoint that may wrap them in ``model`` or ``state_dict``, as a new dict."""
     for key in ('model', 'state_dict'):
         if isinstance(state_dict.get(key), dict):
             state_dict = state_dict[key]
@@ -105,10 +109,10 @@ def _fail(source: str, problem: str, keys: List[str], hint: str = '') -> None:
     raise CheckpointMismatchError(f'{source}: {problem}: {shown}{hint}')
 
 
-def _adapt_vit(
+def adapt_vit(
         state_dict: Dict[str, torch.Tensor],
         model: nn.Module,
-        model_keys: set,
+        model_keys: Set[str],
         source: str,
 ) -> Dict[str, torch.Tensor]:
     """Prefix tokens dropped, position / patch embeddings resampled (timm's ViT filter), final norm renamed."""
@@ -150,12 +154,24 @@ def checkpoint_filter_fn(
         CheckpointMismatchError: keys the model lacks, parameters the checkpoint lacks (other than those
             above), or shapes that differ after adaptation; the message names the checkpoint and the keys.
     """
+    return filter_checkpoint(state_dict, model, adapt_vit, checkpoint_classes, source)
+
+
+def filter_checkpoint(
+        state_dict: Dict[str, torch.Tensor],
+        model: nn.Module,
+        adapt: Adapter,
+        checkpoint_classes: Optional[int] = None,
+        source: Optional[str] = None,
+) -> Dict[str, torch.Tensor]:
+    """:func:`checkpoint_filter_fn` with ``adapt`` in place of :func:`adapt_vit`: the same fresh tensors, checks
+    and messages for a model family whose tensors need other adaptations (the video ViTs)."""
     source = source or describe_source(model)
     own = model.state_dict()
     cfg = getattr(model, 'pretrained_cfg', None) or {}
-    state_dict = _unwrap(state_dict)
+    state_dict = unwrap(state_dict)
     is_backbone = not any(k.startswith(LEARNER_PREFIXES) for k in state_dict)
-    state_dict = _adapt_vit(state_dict, model, set(own), source)
+    state_dict = adapt(state_dict, model, set(own), source)
 
     head = f"{cfg.get('classifier') or 'head'}."
     checkpoint_classes = checkpoint_classes if checkpoint_classes is not None else cfg.get('num_classes')

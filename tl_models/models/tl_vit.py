@@ -164,6 +164,36 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         x = self.norm_pre(x)
         return x, grid
 
+    def _apply_learner(
+            self,
+            block_index: int,
+            patches: torch.Tensor,
+            grid: Tuple[int, int],
+            standardized: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """Patch tokens ``[B, N, C]`` -> learned tokens ``[B, S, C]`` by the TokenLearner of block ``block_index``.
+
+        Subclasses that group tokens differently (per frame in the video model) override this.
+        """
+        if torch.jit.is_scripting():
+            learner: _LearnerInterface = self.token_learners[str(block_index)]
+            return learner.forward(patches, grid, standardized)  # [B, S, C]
+        return self.token_learners[str(block_index)](patches, grid, standardized)  # [B, S, C]
+
+    def _apply_fuser(
+            self,
+            block_index: int,
+            learned: torch.Tensor,
+            patches: torch.Tensor,
+            standardized: torch.Tensor,
+    ) -> torch.Tensor:
+        """Learned tokens ``[B, S, C]`` and the patch tokens ``[B, N, C]`` they came from -> ``[B, N, C]`` by the
+        TokenFuser of block ``block_index`` (without the residual)."""
+        if torch.jit.is_scripting():
+            fuser: _FuserInterface = self.token_fusers[str(block_index)]
+            return fuser.forward(learned, patches, standardized)  # [B, N, C]
+        return self.token_fusers[str(block_index)](learned, patches, standardized)  # [B, N, C]
+
     def _learn_tokens(
             self,
             block_index: int,
@@ -176,11 +206,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         ``standardized``: the patch tokens standardised (``[B, N, C]``), when the block's TokenFuser shares them.
         """
         patches = x[:, self.num_prefix_tokens:]  # [B, N, C]
-        if torch.jit.is_scripting():
-            learner: _LearnerInterface = self.token_learners[str(block_index)]
-            learned = learner.forward(patches, grid, standardized)  # [B, S, C]
-        else:
-            learned = self.token_learners[str(block_index)](patches, grid, standardized)  # [B, S, C]
+        learned = self._apply_learner(block_index, patches, grid, standardized)  # [B, S, C]
         if self.num_prefix_tokens == 0:
             return learned
         return torch.cat([x[:, :self.num_prefix_tokens], learned], dim=1)
@@ -198,11 +224,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         """
         learned = x[:, self.num_prefix_tokens:]  # [B, S, C]
         patches = residual[:, self.num_prefix_tokens:]  # [B, N, C]
-        if torch.jit.is_scripting():
-            fuser: _FuserInterface = self.token_fusers[str(block_index)]
-            fused = fuser.forward(learned, patches, standardized)  # [B, N, C]
-        else:
-            fused = self.token_fusers[str(block_index)](learned, patches, standardized)  # [B, N, C]
+        fused = self._apply_fuser(block_index, learned, patches, standardized)  # [B, N, C]
         fused += patches  # the residual, in place: the fuser's output is a fresh tensor no backward needs
         if self.num_prefix_tokens == 0:
             return fused
@@ -310,7 +332,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         take_indices, max_index = self._take_indices(indices, output_fmt)
         last_index = max_index if stop_early else len(self.blocks) - 1
 
-        B, _, height, width = x.shape
+        batch_size, input_size = x.shape[0], (x.shape[-2], x.shape[-1])
         x, grid = self._embed(x)
         x, intermediates = self._forward_blocks(x, grid, take_indices, last_index)
         if norm:
@@ -319,8 +341,8 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         prefix_tokens = [y[:, :self.num_prefix_tokens] for y in intermediates]
         intermediates = [y[:, self.num_prefix_tokens:] for y in intermediates]  # [B, N, C] or [B, S, C]
         if output_fmt == 'NCHW':
-            H, W = self.patch_embed.dynamic_feat_size((height, width))
-            intermediates = [y.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
+            H, W = self.patch_embed.dynamic_feat_size(input_size)
+            intermediates = [y.reshape(batch_size, H, W, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
 
         if output_dict:
             result: Dict[str, Any] = {'image_intermediates': intermediates}
