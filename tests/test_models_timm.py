@@ -14,20 +14,21 @@ import torch
 from timm.models import create_feature_extractor, get_graph_node_names
 
 import tl_models
-from tl_models.registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER
+from tl_models.registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER, list_video_variants
 
 from conftest import randomize_
 
 # The variants on other timm backbones (DINOv2 at 518 px, ...) run at small sizes in test_backbone_families.py.
 ON_TIMM_BACKBONES = {n for n in tl_models.list_variants() if tl_models.get_variant(n).backbone}
-UP_TO_BASE = [n for n in timm.list_models('tl_*') if '_large_' not in n and n not in ON_TIMM_BACKBONES]
+VIDEO = set(list_video_variants())  # clips, not images: tests/test_video_models.py
+UP_TO_BASE = [n for n in timm.list_models('tl_*') if '_large_' not in n and n not in ON_TIMM_BACKBONES | VIDEO]
 # timm's intermediates and features checks run on every TokenLearner variant, made small.
 TOKENLEARNER = [n for n in UP_TO_BASE if n != GENERIC_PLAIN] + sorted(ON_TIMM_BACKBONES)
 SMALL = timm.list_models('tl_vit_tiny_*')
 
 
 def test_every_variant_is_listed_by_timm():
-    assert set(timm.list_models('tl_*')) == {*tl_models.list_variants(), GENERIC_TOKENLEARNER, GENERIC_PLAIN}
+    assert set(timm.list_models('tl_*')) == {*tl_models.list_variants(), *VIDEO, GENERIC_TOKENLEARNER, GENERIC_PLAIN}
     assert len(tl_models.list_variants()) >= 12
     assert 'tl_vit' in timm.list_modules()
 

@@ -47,10 +47,11 @@ def _valid(tmp_path: Path, **replacements) -> tuple:
 
 def test_shipped_files_define_the_registered_variants():
     shipped = [v.name for path in sorted(builtin_config_dir().glob('*.yaml')) for v in parse_variant_file(path)]
-    every = tl_models.list_variants() + tl_models.registry.list_plain_variants()
+    every = (tl_models.list_variants() + tl_models.registry.list_plain_variants()
+             + tl_models.registry.list_video_variants() + tl_models.registry.list_plain_video_variants())
     registered = sorted(n for n in every if tl_models.get_variant(n).path.parent == builtin_config_dir())
     assert sorted(shipped) == registered
-    assert set(registered) <= set(timm.list_models('tl_*') + timm.list_models('vit_*'))
+    assert set(registered) <= set(timm.list_models('tl_*') + timm.list_models('vit_*') + timm.list_models('vivit_*'))
     assert not any(p.name == 'train' for p in builtin_config_dir().glob('*.yaml'))
 
 

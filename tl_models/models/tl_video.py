@@ -251,25 +251,20 @@ class TokenLearnerVideoTransformer(TokenLearnerVisionTransformer):
             self,
             x: torch.Tensor,
             indices: Optional[Union[int, List[int]]] = None,
-            return_prefix_tokens: bool = False,
-            norm: bool = False,
-            stop_early: bool = False,
             output_fmt: str = 'NLC',
-            intermediates_only: bool = False,
-            output_dict: bool = False,
+            **kwargs: Any,
     ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]], Dict[str, Any]]:
         """The image model's ``forward_intermediates`` on clips ``[B, 3, T, H_img, W_img]``, 'NLC' only: block outputs
         ``[B, T'*N, C]``, or ``[B, T'*S, C]`` after the TokenLearner of a model without TokenFuser (prefix tokens
-        split off as in timm).
+        split off as in timm). ``kwargs``: the image model's other options (``return_prefix_tokens``, ``norm``,
+        ``stop_early``, ``intermediates_only``, ``output_dict``).
 
         Raises:
             ValueError: ``output_fmt`` other than 'NLC'.
         """
         if output_fmt != 'NLC':
             raise ValueError(f"{_NLC_ONLY}; use output_fmt='NLC', got output_fmt={output_fmt!r}")
-        return super().forward_intermediates(
-            x, indices, return_prefix_tokens=return_prefix_tokens, norm=norm, stop_early=stop_early,
-            output_fmt=output_fmt, intermediates_only=intermediates_only, output_dict=output_dict)
+        return super().forward_intermediates(x, indices, output_fmt=output_fmt, **kwargs)
 
 
 def create_tl_video(variant: str, pretrained: bool = False, **kwargs: Any) -> TokenLearnerVideoTransformer:

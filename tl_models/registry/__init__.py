@@ -5,7 +5,9 @@ from .register import (
     get_variant,
     is_builtin,
     list_plain_variants,
+    list_plain_video_variants,
     list_variants,
+    list_video_variants,
     register_builtin_variants,
     register_variants,
 )
@@ -13,6 +15,6 @@ from .schema import Variant, VariantConfigError, parse_variant_file
 
 __all__ = [
     'GENERIC_PLAIN', 'GENERIC_TOKENLEARNER', 'Variant', 'VariantConfigError', 'builtin_config_dir',
-    'generic_architecture', 'get_variant', 'is_builtin', 'list_plain_variants', 'list_variants', 'parse_variant_file',
-    'register_builtin_variants', 'register_variants',
+    'generic_architecture', 'get_variant', 'is_builtin', 'list_plain_variants', 'list_plain_video_variants',
+    'list_variants', 'list_video_variants', 'parse_variant_file', 'register_builtin_variants', 'register_variants',
 ]

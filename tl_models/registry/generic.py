@@ -25,7 +25,14 @@ _DEFAULT_CFG = dict(input_size=(3, 224, 224), mean=(0.5, 0.5, 0.5), std=(0.5, 0.
 
 
 def generic_architecture(variant: Variant) -> str:
-    """The generic architecture that rebuilds ``variant`` from its arguments."""
+    """The generic architecture that rebuilds ``variant`` from its arguments.
+
+    Raises:
+        ValueError: a video variant (there is no generic video architecture yet).
+    """
+    if variant.is_video:
+        raise ValueError(f'{variant.name} is a video variant of {variant.path}: no generic architecture rebuilds video '
+                         'models yet, so only shipped video variants can be exported')
     return GENERIC_TOKENLEARNER if variant.is_tokenlearner else GENERIC_PLAIN
 
 

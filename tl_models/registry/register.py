@@ -6,12 +6,12 @@ from typing import Any, Callable, Dict, Iterable, List, Union
 
 import timm.models
 
-from ..models import plain_vit, tl_vit
+from ..models import plain_vit, tl_video, tl_vit
 from .generic import register_generic_architectures
 from .schema import Variant, VariantConfigError, parse_variant_file
 
-__all__ = ['builtin_config_dir', 'get_variant', 'is_builtin', 'list_plain_variants', 'list_variants',
-           'register_builtin_variants', 'register_variants']
+__all__ = ['builtin_config_dir', 'get_variant', 'is_builtin', 'list_plain_variants', 'list_plain_video_variants',
+           'list_variants', 'list_video_variants', 'register_builtin_variants', 'register_variants']
 
 _logger = logging.getLogger(__name__)
 _variants: Dict[str, Variant] = {}
@@ -35,13 +35,23 @@ def _as_timm_cfg(fields: Dict[str, Any], variant: Variant) -> Dict[str, Any]:
 
 
 def _model_module(variant: Variant):
-    """The module that holds the variant's factory and pretrained cfgs: ``tl_vit`` or ``plain_vit``."""
+    """The module that holds the variant's factory and pretrained cfgs: ``tl_vit``, ``plain_vit`` or ``tl_video``
+    (video models and their plain twins)."""
+    if variant.is_video:
+        return tl_video
     return tl_vit if variant.is_tokenlearner else plain_vit
+
+
+def _factory(variant: Variant) -> Callable[..., timm.models.VisionTransformer]:
+    """The function that builds the variant: a video twin is the video model without TokenLearner keys."""
+    if variant.is_video:
+        return tl_video.create_tl_video
+    return tl_vit.create_tl_vit if variant.is_tokenlearner else plain_vit.create_plain_vit
 
 
 def _make_entrypoint(variant: Variant) -> Callable[..., timm.models.VisionTransformer]:
     model_args = variant.model_args
-    create = tl_vit.create_tl_vit if variant.is_tokenlearner else plain_vit.create_plain_vit
+    create = _factory(variant)
 
     def entrypoint(pretrained: bool = False, **kwargs: Any) -> timm.models.VisionTransformer:
         return create(variant.name, pretrained=pretrained, **dict(model_args, **kwargs))
@@ -103,13 +113,23 @@ def is_builtin(variant: Variant) -> bool:
 
 
 def list_variants() -> List[str]:
-    """Names of every registered TokenLearner variant, sorted."""
-    return sorted(name for name, variant in _variants.items() if variant.is_tokenlearner)
+    """Names of every registered TokenLearner image variant, sorted (video ones: :func:`list_video_variants`)."""
+    return sorted(name for name, v in _variants.items() if v.is_tokenlearner and not v.is_video)
 
 
 def list_plain_variants() -> List[str]:
-    """Names of every registered plain ViT variant (``vit_...``, twins at sizes timm lacks), sorted."""
-    return sorted(name for name, variant in _variants.items() if not variant.is_tokenlearner)
+    """Names of every registered plain ViT image variant (``vit_...``, twins at sizes timm lacks), sorted."""
+    return sorted(name for name, v in _variants.items() if not v.is_tokenlearner and not v.is_video)
+
+
+def list_video_variants() -> List[str]:
+    """Names of every registered TokenLearner video variant (``tl_vivit_...``), sorted."""
+    return sorted(name for name, v in _variants.items() if v.is_tokenlearner and v.is_video)
+
+
+def list_plain_video_variants() -> List[str]:
+    """Names of every registered plain video variant (``vivit_...``, the twins of the video variants), sorted."""
+    return sorted(name for name, v in _variants.items() if not v.is_tokenlearner and v.is_video)
 
 
 def get_variant(name: str) -> Variant:

@@ -29,6 +29,18 @@ come from timm's pretrained cfgs of that architecture (:mod:`.timm_source`), unl
         backbone: vit_small_patch14_dinov2
         architecture: {num_tokens: 8, tokenlearner_loc: 6}
 
+A video variant (:mod:`tl_models.models.tl_video`) is named ``tl_vivit_...`` (TokenLearner per time step)
+or ``vivit_...`` (its plain twin); its ``architecture`` also needs ``num_frames`` (T) and ``tubelet_size`` (t, a
+divisor of T), its ``input_size`` is ``[channels, frames, height, width]`` with T frames, and it takes no
+``backbone``. Image variants take neither key and a 3-element ``input_size``::
+
+    variants:
+      tl_vivit_small_patch16_224_8f_8at6:
+        description: ViT-S/16 on 8-frame clips, tubelets of 2 frames; 8 tokens per time step before block 6.
+        architecture: {patch_size: 16, embed_dim: 384, depth: 12, num_heads: 6, num_frames: 8, tubelet_size: 2,
+                       num_tokens: 8, tokenlearner_loc: 6}
+        pretrained_cfg: {input_size: [3, 8, 224, 224], ...}
+
 Every error is a :class:`VariantConfigError` that names the file, the variant and the key.
 """
 import copy
@@ -46,6 +58,8 @@ __all__ = ['Variant', 'VariantConfigError', 'parse_variant_file']
 
 NAME_PATTERN = re.compile(r'tl_[a-z0-9_]+')
 PLAIN_NAME_PATTERN = re.compile(r'vit_[a-z0-9_]+')
+VIDEO_PREFIXES = ('tl_vivit_', 'vivit_')  # a video TokenLearner variant, a plain video twin
+PLAIN_VIDEO_NAME_PATTERN = re.compile(r'vivit_[a-z0-9_]+')
 TAG_PATTERN = re.compile(r'[a-z0-9_]+')
 
 
@@ -58,10 +72,12 @@ class Variant:
     """One validated model variant.
 
     Attributes:
-        name: The timm model name (``tl_...``, or ``vit_...`` for a plain ViT).
+        name: The timm model name (``tl_...``, or ``vit_...`` for a plain ViT; ``tl_vivit_...`` and
+            ``vivit_...`` for video models).
         path: The YAML file that defines it.
         description: One line for docs and ``--list``.
-        architecture: ``TokenLearnerVisionTransformer`` (plain: ``VisionTransformer``) keyword arguments.
+        architecture: ``TokenLearnerVisionTransformer`` (plain: ``VisionTransformer``; video:
+            ``TokenLearnerVideoTransformer``) keyword arguments.
         pretrained_cfg: timm pretrained-cfg fields of the untagged model (input size, mean/std, crop, license, ...).
         tags: Pretrained tag -> pretrained-cfg fields overriding ``pretrained_cfg`` (``hf_hub_id`` and/or
             ``file``, made absolute, for the weights).
@@ -77,8 +93,13 @@ class Variant:
 
     @property
     def is_tokenlearner(self) -> bool:
-        """A TokenLearner ViT (``tl_...``), not a plain twin (``vit_...``)."""
+        """A TokenLearner ViT (``tl_...``), not a plain twin (``vit_...``, ``vivit_...``)."""
         return self.name.startswith('tl_')
+
+    @property
+    def is_video(self) -> bool:
+        """A video model (``tl_vivit_...`` or its plain twin ``vivit_...``) on clips ``[B, 3, T, H, W]``."""
+        return self.name.startswith(VIDEO_PREFIXES)
 
     @property
     def model_args(self) -> Dict[str, Any]:
@@ -119,6 +140,7 @@ _NUMBER = ('a number', _is_number)
 _BOOL = ('true or false', lambda v: isinstance(v, bool))
 _STR = ('a string', lambda v: isinstance(v, str))
 _SIZE = ('a list [channels, height, width] of integers', _list_of(_is_int, 3))
+_CLIP_SIZE = ('a list [channels, frames, height, width] of integers', _list_of(_is_int, 4))
 _NUMBERS = ('a list of numbers', _list_of(_is_number))
 _POOL = ("one of '', 'avg', 'avgmax', 'max', 'token', 'map'", _one_of('', 'avg', 'avgmax', 'max', 'token', 'map'))
 
@@ -151,10 +173,13 @@ ARCHITECTURE_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     'use_tokenfuse': _BOOL,
     'tokenlearner_drop_rate': _NUMBER,
     'tokenlearner_init': ("one of 'official', 'vit'", _one_of('official', 'vit')),
+    'num_frames': _INT,
+    'tubelet_size': _INT,
 }
 REQUIRED_PLAIN_KEYS = ('patch_size', 'embed_dim', 'depth', 'num_heads')
 REQUIRED_BACKBONE_KEYS = ('num_tokens', 'tokenlearner_loc')
 REQUIRED_ARCHITECTURE_KEYS = (*REQUIRED_PLAIN_KEYS, *REQUIRED_BACKBONE_KEYS)
+VIDEO_KEYS = ('num_frames', 'tubelet_size')
 TOKENLEARNER_KEYS = ('num_tokens', 'tokenlearner_loc', 'use_v11', 'use_tokenfuse', 'tokenlearner_drop_rate',
                      'tokenlearner_init')
 
@@ -179,6 +204,7 @@ PRETRAINED_KEYS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     'paper_ids': _STR,
     'notes': _STR,
 }
+VIDEO_PRETRAINED_KEYS = dict(PRETRAINED_KEYS, input_size=_CLIP_SIZE, test_input_size=_CLIP_SIZE)
 REQUIRED_PRETRAINED_KEYS = ('input_size', 'mean', 'std', 'crop_pct', 'license')
 VARIANT_KEYS = ('description', 'backbone', 'architecture', 'pretrained_cfg', 'tags')
 FILE_KEYS = ('defaults', 'variants')
@@ -261,10 +287,15 @@ def _parse_pretrained(
         path: Path,
         spec: Dict[str, Any],
         backbone: Optional[str],
+        video: bool = False,
 ) -> Tuple[Dict[str, Any], Dict[str, Dict[str, Any]]]:
-    """The checked untagged cfg and tags; a backbone's come from timm, the variant's ``pretrained_cfg`` on top."""
+    """The checked untagged cfg and tags; a backbone's come from timm, the variant's ``pretrained_cfg`` on top.
+
+    A ``video`` variant's sizes are ``[channels, frames, height, width]``.
+    """
+    schema = VIDEO_PRETRAINED_KEYS if video else PRETRAINED_KEYS
     own_cfg = spec['pretrained_cfg']
-    check.typed(own_cfg, 'pretrained_cfg.', PRETRAINED_KEYS)
+    check.typed(own_cfg, 'pretrained_cfg.', schema)
     for key in ('hf_hub_id', 'file'):
         if key in own_cfg:
             check.fail(f'pretrained_cfg.{key}', f'weights belong to a pretrained tag: move {key} under tags.<tag>')
@@ -274,13 +305,13 @@ def _parse_pretrained(
         timm_cfg, timm_tags = backbone_pretrained(backbone)
         pretrained_cfg = dict(timm_cfg, **own_cfg)
         tags = spec['tags'] if 'tags' in spec else {tag: dict(fields, **own_cfg) for tag, fields in timm_tags.items()}
-    check.typed(pretrained_cfg, 'pretrained_cfg.', PRETRAINED_KEYS, REQUIRED_PRETRAINED_KEYS)
+    check.typed(pretrained_cfg, 'pretrained_cfg.', schema, REQUIRED_PRETRAINED_KEYS)
 
     tags = check.mapping(tags or {}, 'tags')
     for tag, tag_cfg in tags.items():
         if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
             check.fail(f'tags.{tag}', "tag names must match '[a-z0-9_]+'")
-        check.typed(check.mapping(tag_cfg, f'tags.{tag}'), f'tags.{tag}.', PRETRAINED_KEYS)
+        check.typed(check.mapping(tag_cfg, f'tags.{tag}'), f'tags.{tag}.', schema)
         if 'hf_hub_id' not in tag_cfg and 'file' not in tag_cfg:
             check.fail(f'tags.{tag}', 'a tag needs its weights: hf_hub_id (a hub repo) or file (a weight file)')
         if 'file' in tag_cfg:
@@ -290,10 +321,13 @@ def _parse_pretrained(
 
 def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -> Variant:
     check = _Checker(path, str(name))
-    if not isinstance(name, str) or not (NAME_PATTERN.fullmatch(name) or PLAIN_NAME_PATTERN.fullmatch(name)):
+    if not isinstance(name, str) or not any(
+            pattern.fullmatch(name) for pattern in (NAME_PATTERN, PLAIN_NAME_PATTERN, PLAIN_VIDEO_NAME_PATTERN)):
         check.fail('variants', "variant names must match 'tl_[a-z0-9_]+' (a TokenLearner ViT) or "
-                               f"'vit_[a-z0-9_]+' (a plain ViT twin), got {name!r}")
-    plain = name.startswith('vit_')
+                               "'vit_[a-z0-9_]+' (a plain ViT twin); on video 'tl_vivit_[a-z0-9_]+' and "
+                               f"'vivit_[a-z0-9_]+' (its plain twin), got {name!r}")
+    plain = not name.startswith('tl_')
+    video = name.startswith(VIDEO_PREFIXES)
     spec = _merge_variant(defaults, check.mapping(spec, 'variants.' + name))
     check.known_keys(spec, '', VARIANT_KEYS)
     if 'backbone' in spec:
@@ -304,6 +338,9 @@ def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -
     if not isinstance(description, str) or not description:
         check.fail('description', f'expected a non-empty string, got {description!r}')
 
+    if video and 'backbone' in spec:
+        check.fail('backbone', 'video variants give their architecture in full (a timm backbone is an image '
+                               'model): remove backbone')
     backbone_args = _parse_backbone(check, spec, plain)
     architecture = spec['architecture']
     if backbone_args is None:
@@ -322,12 +359,26 @@ def _parse_variant(path: Path, name: Any, spec: Any, defaults: Dict[str, Any]) -
     if plain:
         for key in TOKENLEARNER_KEYS:
             if key in architecture:
-                check.fail(f'architecture.{key}', 'a plain vit_ variant has no TokenLearner; name it tl_... '
-                                                  'to make it a TokenLearner ViT')
+                check.fail(f'architecture.{key}', f"a plain {name.split('_')[0]}_ variant has no TokenLearner; "
+                                                  f"name it tl_{'vivit_' if video else ''}... to make it a "
+                                                  'TokenLearner model')
     else:
         _check_tokenlearner(check, settings)
+    if video:
+        _check_video(check, settings)
+    else:
+        for key in VIDEO_KEYS:
+            if key in settings:
+                check.fail(f'architecture.{key}', "only video variants (named tl_vivit_... or vivit_...) take "
+                                                  f"{', '.join(VIDEO_KEYS)}")
 
-    pretrained_cfg, tags = _parse_pretrained(check, path, spec, spec.get('backbone'))
+    pretrained_cfg, tags = _parse_pretrained(check, path, spec, spec.get('backbone'), video)
+    if video:
+        for prefix, cfg in (('pretrained_cfg', pretrained_cfg), *((f'tags.{t}', c) for t, c in tags.items())):
+            for key in ('input_size', 'test_input_size'):
+                if key in cfg and cfg[key][1] != settings['num_frames']:
+                    check.fail(f'{prefix}.{key}', f"expected [channels, {settings['num_frames']}, height, width] "
+                                                  f"(num_frames {settings['num_frames']}), got {cfg[key]}")
     return Variant(name, path, description, architecture, pretrained_cfg, tags, spec.get('backbone'))
 
 
@@ -340,6 +391,21 @@ def _check_tokenlearner(check: '_Checker', architecture: Dict[str, Any]) -> None
     if not 0 <= loc < depth:
         check.fail('architecture.tokenlearner_loc',
                    f'expected a block index in 0..{depth - 1} (depth {depth}), got {loc}')
+
+
+def _check_video(check: '_Checker', architecture: Dict[str, Any]) -> None:
+    """The clip settings of a video variant: ``num_frames`` T and ``tubelet_size`` t given, t divides T; a fixed
+    input size."""
+    for key in VIDEO_KEYS:
+        if key not in architecture:
+            check.fail(f'architecture.{key}', 'missing required key (video variants need num_frames and tubelet_size)')
+        if architecture[key] < 1:
+            check.fail(f'architecture.{key}', f'expected a positive integer, got {architecture[key]}')
+    frames, tubelet = architecture['num_frames'], architecture['tubelet_size']
+    if frames % tubelet:
+        check.fail('architecture.num_frames', f'expected a multiple of tubelet_size {tubelet}, got {frames}')
+    if architecture.get('dynamic_img_size'):
+        check.fail('architecture.dynamic_img_size', 'video variants take clips of a fixed size: expected false')
 
 
 def parse_variant_file(path: Path) -> List[Variant]:
