@@ -4,11 +4,14 @@
 Measures, in one process with interleaved timing rounds: inference and training throughput and step latency,
 parameters, GMACs (attention included) and peak memory, plus the share of forward time in the TokenLearner/
 TokenFuser modules. Prints a table and the issue's targets; writes <out>.csv, <out>.json and <out>.png.
+Video variants (tl_vivit_*, by name or pattern) run on random clips [B, 3, T, H, W] beside their plain video
+twin (vivit_*); their GMACs are per clip and their throughput in clips per second.
 
 Examples (from the repository root):
     python scripts/benchmark.py --threads 2                                   # one variant per size + twins
     python scripts/benchmark.py --models 'tl_vit_base_patch16_224*' --threads 2 --check
     python scripts/benchmark.py --models all --flops-only                     # parameters and GMACs only
+    python scripts/benchmark.py --models 'tl_vivit_pico*' --threads 2         # video variants + plain video twin
     python scripts/benchmark.py --device cuda --batch-size 256 --precision bf16 --compile on
 """
 import argparse
@@ -54,16 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_argument_group('models')
     what.add_argument('--models', nargs='+', default=['default'], metavar='NAME',
-                      help="timm or TokenLearner model names, patterns ('tl_vit_base_*'), 'default' (one "
-                           "TokenLearner variant per size) or 'all' (every variant); default: default")
+                      help="timm or TokenLearner model names, patterns ('tl_vit_base_*', 'tl_vivit_pico*'), "
+                           "'default' (one TokenLearner variant per size) or 'all' (every image variant); "
+                           "default: default")
     what.add_argument('--no-twins', dest='add_twins', action='store_false',
-                      help="don't add each TokenLearner variant's plain timm ViT twin")
+                      help="don't add each TokenLearner variant's plain twin (timm ViT, or plain video model)")
     what.add_argument('--model-args', nargs='+', default=[], metavar='KEY=VALUE',
                       help='timm.create_model arguments for every model, e.g. depth=2 tokenlearner_loc=1 '
                            '(TokenLearner-only ones go to TokenLearner models alone)')
     what.add_argument('--img-size', type=int, help='image size for every model (default: each model\'s own)')
     how = parser.add_argument_group('measurement')
-    how.add_argument('--batch-size', type=int, default=8, help='images per step (default: 8)')
+    how.add_argument('--batch-size', type=int, default=8, help='images (or clips) per step (default: 8)')
     how.add_argument('--threads', type=int, help="torch CPU threads (default: torch's own choice)")
     how.add_argument('--precision', choices=PRECISIONS, default='fp32', help='fp32, or bf16 autocast (default: fp32)')
     how.add_argument('--channels-last', action='store_true', help='channels-last images and weights')

@@ -36,13 +36,18 @@ def count_params_m(model: nn.Module) -> float:
 
 
 def count_gmacs(model: nn.Module, input_size: Sequence[int]) -> float:
-    """Multiply-accumulates (in billions) of one eval-mode forward pass of one image, counted as FLOPs / 2.
+    """Multiply-accumulates (in billions) of one eval-mode forward pass of one image (or one clip), counted as
+    FLOPs / 2.
+
+    Convolutions of any rank count (a video model's Conv3d tubelet embedding included), and the reshapes that
+    fold time steps into the batch cost nothing, so a video model's count is its per-time-step TokenLearner,
+    space-time attention and all (``tests/test_benchmark_video.py`` checks the pico video model by hand).
 
     Args:
-        model: Any module taking ``[1, *input_size]`` images; it runs on the device of its parameters
+        model: Any module taking ``[1, *input_size]`` images (or clips); it runs on the device of its parameters
             (the meta device counts without computing) and is left in the train/eval mode it was in, its
             parameters' ``requires_grad`` as they were.
-        input_size: ``(channels, height, width)``.
+        input_size: ``(channels, height, width)``, or ``(channels, frames, height, width)`` for a video model.
     """
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device('cpu')

@@ -9,6 +9,9 @@ For a TokenLearner row measured beside its twin (same compile setting):
 - ``{mode}_of_bound`` = speed-up / bound: 1.0 turns every saved FLOP into time saved.
 
 For a compiled row measured beside its eager form, ``{mode}_vs_eager`` = the same paired ratio against eager.
+
+A video model's row also holds ``frames`` (T of its clips ``[B, 3, T, H, W]``); its GMACs are per clip, its
+``img/s`` are clips per second.
 """
 import csv
 import io
@@ -31,6 +34,7 @@ _COLUMNS = [
     ('tokenlearner', None, '{}'),
     ('baseline', None, '{}'),
     ('img_size', 'px', '{}'),
+    ('frames', 'frames', '{}'),
     ('batch_size', None, '{}'),
     ('params_m', 'params M', '{:.1f}'),
     ('gmacs', 'GMACs', '{:.4g}'),

@@ -35,6 +35,7 @@ from .workloads import (
     OPTIMIZERS,
     PRECISIONS,
     Batch,
+    channels_last_format,
     count_graph_breaks,
     inference_step,
     make_batch,
@@ -140,7 +141,8 @@ class _Prepared:
 
 
 def _describe(spec: ModelSpec, model: nn.Module, batch_size: int) -> Dict[str, Any]:
-    return {
+    """The row's description of the model; a video model's row also holds its clips' ``frames``."""
+    row = {
         'model': spec.name,
         'tokenlearner': spec.is_tokenlearner,
         'baseline': spec.baseline or '',
@@ -149,6 +151,9 @@ def _describe(spec: ModelSpec, model: nn.Module, batch_size: int) -> Dict[str, A
         'params_m': count_params_m(model),
         'gmacs': count_gmacs(model, spec.input_size),
     }
+    if len(spec.input_size) == 4:  # (C, T, H, W)
+        row['frames'] = spec.input_size[1]
+    return row
 
 
 def _create(spec: ModelSpec) -> nn.Module:
@@ -183,7 +188,7 @@ def _prepare(spec: ModelSpec, config: BenchmarkConfig, device: torch.device, met
     baseline = meter.baseline()
     model = _create(spec).to(device)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=channels_last_format(spec.input_size))
     description = _describe(spec, model, config.batch_size)
     batch = make_batch(config.batch_size, spec.input_size, model.num_classes, device, config.channels_last)
     precision = precision_context(device, config.precision)

@@ -9,6 +9,11 @@ architecture is the variant's without the TokenLearner (``tl_vit_nano_patch4_32_
 a variant with neither (e.g. the 16 px digits model) is measured without a twin. A variant built on a timm
 backbone (``backbone:`` in its YAML entry) is compared with that backbone, timm's model as it is
 (``tl_vit_small_patch14_dinov2_8at6`` -> ``vit_small_patch14_dinov2``).
+
+A video variant (``tl_vivit_...``, on clips ``[B, 3, T, H, W]``) is compared with the plain video twin of our YAML
+files, the same video model without TokenLearner (``tl_vivit_pico_patch4_32_8f_8at2`` -> ``vivit_pico_patch4_32_8f``);
+timm has no video ViT. Video variants are chosen by name or pattern (``'tl_vivit_*'``); ``default`` and ``all``
+are the image variants.
 """
 import dataclasses
 import difflib
@@ -20,7 +25,14 @@ import timm
 from timm.models import VisionTransformer, get_arch_name, get_pretrained_cfg
 
 from ..models import TokenLearnerVisionTransformer
-from ..registry import Variant, get_variant, list_plain_variants, list_variants
+from ..registry import (
+    Variant,
+    get_variant,
+    list_plain_variants,
+    list_plain_video_variants,
+    list_variants,
+    list_video_variants,
+)
 
 __all__ = ['TOKENLEARNER_ONLY_ARGS', 'ModelSpec', 'default_model_names', 'group_by_baseline', 'resolve_models',
            'twin_name']
@@ -52,22 +64,24 @@ class ModelSpec:
     Attributes:
         name: The timm model name.
         kwargs: Extra ``timm.create_model`` arguments (overrides such as ``img_size`` or ``depth``).
-        input_size: ``(channels, height, width)`` of its input images.
+        input_size: ``(channels, height, width)`` of its input images, ``(channels, frames, height, width)`` of
+            a video model's clips.
         is_tokenlearner: A registered TokenLearner variant.
-        baseline: For a TokenLearner variant, the name of its plain timm ViT twin (None if timm has none).
+        baseline: For a TokenLearner variant, the name of its plain twin (None if it has none).
     """
     name: str
     kwargs: Dict[str, Any]
-    input_size: Tuple[int, int, int]
+    input_size: Tuple[int, ...]
     is_tokenlearner: bool = False
     baseline: Optional[str] = None
 
 
 def _registered_twin(variant_name: str) -> Optional[str]:
-    """The plain ``vit_`` variant of our YAML files identical to ``variant_name`` but for its TokenLearner."""
+    """The plain ``vit_`` (for a video variant ``vivit_``) variant of our YAML files identical to ``variant_name``
+    but for its TokenLearner."""
     variant = get_variant(variant_name)
     arch = {k: v for k, v in variant.architecture.items() if k not in TOKENLEARNER_ONLY_ARGS}
-    for name in list_plain_variants():
+    for name in list_plain_video_variants() if variant.is_video else list_plain_variants():
         plain = get_variant(name)
         if plain.architecture == arch and plain.pretrained_cfg['input_size'] == variant.pretrained_cfg['input_size']:
             return name
@@ -86,8 +100,8 @@ def _backbone_twin(variant: Variant) -> str:
 
 
 def twin_name(variant_name: str) -> str:
-    """The plain ViT a TokenLearner variant is compared with, e.g. ``vit_base_patch16_224`` (timm's) or
-    ``vit_nano_patch4_32`` (ours, at a size timm lacks).
+    """The plain ViT a TokenLearner variant is compared with, e.g. ``vit_base_patch16_224`` (timm's),
+    ``vit_nano_patch4_32`` (ours, at a size timm lacks) or ``vivit_pico_patch4_32_8f`` (ours, for a video variant).
 
     Raises:
         KeyError: ``variant_name`` is not a registered TokenLearner variant (the message lists close names).
@@ -99,6 +113,9 @@ def twin_name(variant_name: str) -> str:
     registered = _registered_twin(variant_name)
     if registered is not None:
         return registered
+    if variant.is_video:
+        raise ValueError(f'{variant.name}: no plain video twin, none of {", ".join(list_plain_video_variants())} '
+                         'has its architecture and input size without the TokenLearner; benchmark it without twins')
     arch = variant.settings
     extra = sorted(set(arch) - _TWIN_COMPATIBLE_KEYS)
     if extra:
@@ -182,12 +199,16 @@ def _expand(names: Sequence[str]) -> List[str]:
     return expanded
 
 
-def _input_size(name: str, kwargs: Dict[str, Any]) -> Tuple[int, int, int]:
-    channels, height, width = get_pretrained_cfg(name).input_size
+def _input_size(name: str, kwargs: Dict[str, Any]) -> Tuple[int, ...]:
+    """``(C, H, W)`` of an image model, ``(C, T, H, W)`` of a video model, as registered or as ``kwargs`` override
+    (``in_chans``, ``img_size``, ``num_frames``)."""
+    channels, *frames, height, width = get_pretrained_cfg(name).input_size
     if 'img_size' in kwargs:
         size = kwargs['img_size']
         height, width = (size, size) if isinstance(size, int) else tuple(size)
-    return kwargs.get('in_chans', channels), height, width
+    if frames and 'num_frames' in kwargs:
+        frames = [kwargs['num_frames']]
+    return (kwargs.get('in_chans', channels), *frames, height, width)
 
 
 def resolve_models(
@@ -204,14 +225,14 @@ def resolve_models(
             variant per size) or ``all`` (every registered variant).
         model_args: ``timm.create_model`` arguments for every model (``img_size``, ``depth``, ...); those only
             TokenLearner models take (``num_tokens``, ``tokenlearner_loc``, ...) go to them alone.
-        add_twins: Add the plain timm ViT twin of every TokenLearner variant.
+        add_twins: Add the plain twin of every TokenLearner variant (image or video).
 
     Raises:
         ValueError: an unknown model name or a pattern that matches nothing.
     """
     model_args = dict(model_args or {})
     shared_args = {k: v for k, v in model_args.items() if k not in TOKENLEARNER_ONLY_ARGS}
-    variants = set(list_variants())
+    variants = set(list_variants()) | set(list_video_variants())
     specs: List[ModelSpec] = []
     for name in _expand(names):
         if name in variants:

@@ -59,6 +59,10 @@ TARGETS = [
            'tl_*_fuse', 'infer_of_bound', low=0.9, setting=_THROUGHPUT_SETTING),
     Target('TokenFuser variant training throughput, fraction of the FLOP-ratio bound',
            'tl_*_fuse', 'train_of_bound', low=0.9, setting=_THROUGHPUT_SETTING),
+    Target('video TokenLearner variant inference throughput against its plain video twin, fraction of the FLOP-ratio '
+           'bound', 'tl_vivit_*', 'infer_of_bound', low=0.9, setting=_THROUGHPUT_SETTING),
+    Target('video TokenLearner variant training throughput against its plain video twin, fraction of the FLOP-ratio '
+           'bound', 'tl_vivit_*', 'train_of_bound', low=0.9, setting=_THROUGHPUT_SETTING),
     Target('TokenLearner/TokenFuser modules, percent of TL-ViT-B/16 forward time',
            'tl_vit_base_patch16_*', 'tl_share_pct', high=3.0),
     Target("ViT-B/16 at 224 GMACs read 17.6, as timm's tables", 'vit_base_patch16_224', 'gmacs',

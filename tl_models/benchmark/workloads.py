@@ -7,7 +7,8 @@
   the same for a TokenLearner model and its twin, which hides part of the forward/backward saving).
 
 Both run under bf16 autocast when asked, on channels-last images when asked (the patch embedding is the one
-convolution of a ViT), and through ``torch.compile`` when given a compiled module.
+convolution of a ViT; a video model's clips ``[B, C, T, H, W]`` and its Conv3d take the 3D channels-last layout),
+and through ``torch.compile`` when given a compiled module.
 """
 import contextlib
 import dataclasses
@@ -17,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['OPTIMIZERS', 'PRECISIONS', 'Batch', 'count_graph_breaks', 'inference_step', 'make_batch', 'make_optimizer',
-           'precision_context', 'training_step']
+__all__ = ['OPTIMIZERS', 'PRECISIONS', 'Batch', 'channels_last_format', 'count_graph_breaks', 'inference_step',
+           'make_batch', 'make_optimizer', 'precision_context', 'training_step']
 
 PRECISIONS = ('fp32', 'bf16')
 OPTIMIZERS = ('adamw-fused', 'adamw')
@@ -34,19 +35,26 @@ def precision_context(device: torch.device, precision: str) -> Callable[[], Cont
     raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
+def channels_last_format(input_size: Tuple[int, ...]) -> torch.memory_format:
+    """The channels-last layout of inputs of ``input_size``: 2D for images ``(C, H, W)``, 3D for clips
+    ``(C, T, H, W)``."""
+    return torch.channels_last_3d if len(input_size) == 4 else torch.channels_last
+
+
 @dataclasses.dataclass(frozen=True)
 class Batch:
-    """Random images ``[B, C, H, W]`` and class labels ``[B]``."""
+    """Random images ``[B, C, H, W]`` (or clips ``[B, C, T, H, W]``) and class labels ``[B]``."""
     images: torch.Tensor
     labels: torch.Tensor
 
 
-def make_batch(batch_size: int, input_size: Tuple[int, int, int], num_classes: int, device: torch.device,
+def make_batch(batch_size: int, input_size: Tuple[int, ...], num_classes: int, device: torch.device,
                channels_last: bool = False) -> Batch:
-    """A random batch on ``device``; channels-last images if asked."""
+    """A random batch on ``device`` of ``input_size`` images ``(C, H, W)`` or clips ``(C, T, H, W)``; channels-last
+    if asked."""
     images = torch.randn(batch_size, *input_size, device=device)
     if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=channels_last_format(input_size))
     return Batch(images, torch.randint(0, num_classes, (batch_size,), device=device))
 
 
