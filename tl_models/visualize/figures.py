@@ -1,16 +1,19 @@
-"""The whole job behind ``scripts/visualize.py``: images through a model to a PNG (and a GIF) of their token maps."""
+"""The whole job behind ``scripts/visualize.py``: images through a model to a PNG (and a GIF) of their token maps,
+or a clip through a video model to a GIF over time (and a PNG of its time steps)."""
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch.nn as nn
 from PIL import Image
 
+from .clips import prepare_clip
 from .files import require_suffix, write_gif, write_png
 from .images import prepare_image
-from .maps import token_learner_maps
-from .render import render_token_map_frames, render_token_maps, stack_pictures
+from .maps import token_learner_maps, video_token_learner_maps
+from .render import render_token_map_frames, render_token_maps, render_video_token_map_frames, stack_pictures
 
-__all__ = ['save_token_maps']
+__all__ = ['save_token_maps', 'save_video_token_maps']
 
 
 def save_token_maps(
@@ -56,4 +59,48 @@ def save_token_maps(
     written = [write_png(output, stack_pictures(pictures))]
     if gif is not None:
         written.append(write_gif(gif, [stack_pictures(block) for block in zip(*frames)], frame_ms))
+    return written
+
+
+def save_video_token_maps(
+        model: nn.Module,
+        clip: np.ndarray,
+        gif: Union[str, Path],
+        output: Optional[Union[str, Path]] = None,
+        cmap: str = 'jet',
+        alpha: float = 0.5,
+        panel_size: int = 160,
+        frame_ms: int = 200,
+        source: str = 'clip',
+) -> List[Path]:
+    """Draws what each learned token of video model ``model`` follows over ``clip`` and writes a GIF (and a PNG).
+
+    The model's T frames of the clip go through its preprocessing (:func:`.prepare_clip`); the maps come from
+    :func:`video_token_learner_maps`. The GIF has one frame per clip frame (:func:`render_video_token_map_frames`:
+    the frame and its time step's S maps over it, one row per TokenLearner); the PNG, if asked, stacks the first
+    frame of each of the T' time steps one below the other.
+
+    Args:
+        model: A video model with TokenLearner modules, on any device.
+        clip: ``[T_clip, H, W, 3]`` uint8 with at least T frames (e.g. from :func:`.load_clip`).
+        gif: The GIF to write (name ending in .gif).
+        output: The PNG to write (name ending in .png), or None for none.
+        cmap, alpha, panel_size: As in :func:`render_token_maps`.
+        frame_ms: Display time of each GIF frame in milliseconds.
+        source: What the clip is called in error messages (its path).
+
+    Returns:
+        The paths written: the GIF, then the PNG if asked.
+    """
+    gif = require_suffix(gif, '.gif')  # checked before the work, so that a bad name fails at once
+    output = None if output is None else require_suffix(output, '.png')
+    model_input = prepare_clip(model, clip, source)
+    device = next(model.parameters()).device
+    maps = {name: layer_maps[0].cpu()  # [T', S, H, W]
+            for name, layer_maps in video_token_learner_maps(model, model_input.pixels.to(device)).items()}
+    frames = render_video_token_map_frames(model_input.display, maps, cmap=cmap, alpha=alpha, panel_size=panel_size)
+    written = [write_gif(gif, frames, frame_ms)]
+    if output is not None:
+        per_step = len(frames) // next(iter(maps.values())).shape[0]  # t, the frames of a tubelet
+        written.append(write_png(output, stack_pictures(frames[::per_step])))
     return written

@@ -1,6 +1,7 @@
 """Where each learned token looks: the spatial weights of every TokenLearner in a model, read through hooks.
 
-Notation: B batch, S learned tokens, N = H * W patch positions on an (H, W) grid, C channels.
+Notation: B batch, S learned tokens, N = H * W patch positions on an (H, W) grid, C channels; for video models
+T' time steps (a video model's TokenLearner runs on each time step's N patches, as a batch of B * T').
 Forward pre-hooks see each TokenLearner's input (tokens ``[B, N, C]`` and the grid) during one ordinary
 forward pass and call the module's own ``spatial_weights`` on it; the hooks are removed afterwards and the
 model's train/eval flags restored, so the model is left as it was.
@@ -15,7 +16,7 @@ from ..layers import TokenLearner, TokenLearnerV11
 from ..layers.layout import token_grid
 from .errors import VisualizationError
 
-__all__ = ['find_token_learners', 'token_learner_maps']
+__all__ = ['find_token_learners', 'token_learner_maps', 'video_token_learner_maps']
 
 TOKEN_LEARNER_TYPES = (TokenLearner, TokenLearnerV11)
 
@@ -106,3 +107,28 @@ def token_learner_maps(model: nn.Module, images: torch.Tensor) -> Dict[str, torc
             f'expected each TokenLearner to run once per forward pass, got calls per module {wrong}; '
             'their maps would be missing or ambiguous')
     return {name: maps[name] for name in learners}
+
+
+def video_token_learner_maps(model: nn.Module, clips: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """The spatial weights of every TokenLearner of video model ``model`` for a batch of clips, per time step.
+
+    As :func:`token_learner_maps`: one eval-mode forward pass without gradients, the model left as it was. A
+    video model's TokenLearner sees each time step's patches as one entry of a batch of B * T'; its maps
+    ``[B*T', S, H, W]`` are unfolded to ``[B, T', S, H, W]``.
+
+    Args:
+        model: A video model with TokenLearner modules (``timm.create_model('tl_vivit_...')``).
+        clips: ``[B, C_img, T, H_img, W_img]``, preprocessed as the model expects (:func:`.prepare_clip`).
+
+    Returns:
+        Module name -> maps ``[B, T', S, H, W]``, in module order (one per block from ``tokenlearner_loc`` on for
+        a TokenFuser model). v1.1 maps are a softmax over each time step's patches: each ``[H, W]`` sums to 1.
+
+    Raises:
+        VisualizationError: ``clips`` is not 5-D, the model has no TokenLearner, or one did not run exactly once.
+    """
+    if clips.ndim != 5:
+        raise VisualizationError(f'expected clips [B, C, T, H, W], got shape {tuple(clips.shape)}')
+    batch = clips.shape[0]
+    return {name: maps.reshape(batch, -1, *maps.shape[1:])  # [B*T', S, H, W] -> [B, T', S, H, W]
+            for name, maps in token_learner_maps(model, clips).items()}

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .errors import VisualizationError
 
 __all__ = ['GridLayout', 'layer_label', 'panel_shape', 'render_token_map_frames', 'render_token_maps',
-           'stack_pictures']
+           'render_video_token_map_frames', 'stack_pictures']
 
 TITLE_HEIGHT = 18
 GAP = 4
@@ -123,6 +123,7 @@ def render_token_maps(
         cmap: str = 'jet',
         alpha: float = 0.5,
         panel_size: int = 160,
+        input_title: str = 'input',
 ) -> Image.Image:
     """One row per TokenLearner: the input image, then each token's map overlaid on it, each panel titled.
 
@@ -137,6 +138,7 @@ def render_token_maps(
         cmap: A matplotlib colour map name.
         alpha: Opacity of the colour map over the image, in [0, 1].
         panel_size: The longer side of each panel in pixels.
+        input_title: The title of the input image's panels.
     """
     if not maps:
         raise VisualizationError('expected maps of at least one TokenLearner, got none')
@@ -151,7 +153,7 @@ def render_token_maps(
     image = _resized(display, (panel_height, panel_width)).permute(1, 2, 0).numpy()  # [h, w, 3]
     for row, (name, layer_maps) in enumerate(maps.items()):
         canvas.paste(_to_pil(image), layout.panel_origin(row, 0))
-        _draw_title(draw, layout, row, 0, 'input')
+        _draw_title(draw, layout, row, 0, input_title)
         colours = colour_map(_heat(layer_maps, (panel_height, panel_width)).numpy())[..., :3]  # [S, h, w, 3]
         for token, colour in enumerate(colours):
             canvas.paste(_to_pil((1 - alpha) * image + alpha * colour), layout.panel_origin(row, 1 + token))
@@ -169,6 +171,43 @@ def render_token_map_frames(
     """One picture per TokenLearner (a one-row :func:`render_token_maps`): the frames of an animation across blocks."""
     return [render_token_maps(display, {name: layer_maps}, cmap=cmap, alpha=alpha, panel_size=panel_size)
             for name, layer_maps in maps.items()]
+
+
+def render_video_token_map_frames(
+        display: torch.Tensor,
+        maps: Mapping[str, torch.Tensor],
+        cmap: str = 'jet',
+        alpha: float = 0.5,
+        panel_size: int = 160,
+) -> List[Image.Image]:
+    """One picture per frame of a clip: the frame, then each token's map of the frame's time step over it.
+
+    Each picture is :func:`render_token_maps` of one frame (one row per TokenLearner, titled with the frame and
+    its time step): the frames of an animation of what the tokens follow over time. A tubelet's t = T / T' frames
+    share their time step's maps.
+
+    Args:
+        display: The clip's frames as the model saw them, ``[T, 3, H_img, W_img]`` in [0, 1]
+            (:class:`.VideoInput` ``.display``).
+        maps: Module name -> maps ``[T', S, H, W]`` of this clip (one batch entry of
+            :func:`.video_token_learner_maps`); T must be a multiple of T'.
+        cmap, alpha, panel_size: As in :func:`render_token_maps`.
+
+    Raises:
+        VisualizationError: no maps, maps of different time steps, or T not a multiple of T'.
+    """
+    if not maps:
+        raise VisualizationError('expected maps of at least one TokenLearner, got none')
+    steps = {m.shape[0] for m in maps.values()}
+    frames = display.shape[0]
+    if len(steps) != 1 or frames % next(iter(steps)):
+        raise VisualizationError(f'expected maps [T\', S, H, W] of one T\' that divides the {frames} frames, '
+                                 f'got time steps {sorted(steps)}')
+    per_step = frames // next(iter(steps))  # t, the frames of a tubelet
+    return [render_token_maps(frame, {name: layer_maps[index // per_step] for name, layer_maps in maps.items()},
+                              cmap=cmap, alpha=alpha, panel_size=panel_size,
+                              input_title=f'frame {index}, step {index // per_step}')
+            for index, frame in enumerate(display)]
 
 
 def stack_pictures(pictures: Sequence[Image.Image]) -> Image.Image:
