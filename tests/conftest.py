@@ -1,4 +1,8 @@
 """Shared test helpers. Tests use small models and images; nothing here touches the network."""
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 
@@ -10,6 +14,15 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module, to call its ``main()`` in-process."""
+    path = Path(__file__).resolve().parents[1] / 'scripts' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'{name}_script', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def randomize_(module: torch.nn.Module, std: float = 0.5) -> torch.nn.Module:

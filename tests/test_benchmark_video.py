@@ -2,7 +2,6 @@
 
 Timings on a busy machine mean nothing here: the run is checked for what it reports, never for speed.
 """
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import tl_models  # noqa: F401  (registers the variants)
 from tl_models.benchmark import count_gmacs, evaluate_targets, group_by_baseline, resolve_models, twin_name
 from tl_models.benchmark.workloads import make_batch
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
+
 TL = 'tl_vivit_pico_patch4_32_8f_8at2'
 TWIN = 'vivit_pico_patch4_32_8f'
 CLIP = (3, 8, 32, 32)  # (C, T, H, W)
@@ -75,11 +75,7 @@ def test_video_target_judges_the_ratio_to_the_bound():
 
 @pytest.fixture(scope='module')
 def script():
-    """scripts/benchmark.py as a module, to call its main() in-process."""
-    spec = importlib.util.spec_from_file_location('benchmark_script', ROOT / 'scripts' / 'benchmark.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmark')
 
 
 @pytest.mark.slow

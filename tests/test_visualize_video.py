@@ -1,6 +1,4 @@
 """Token maps of video models (issue #15): maps per time step, the GIF over time, clips in, scripts/visualize.py."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +17,8 @@ from tl_models.visualize import (
     video_token_learner_maps,
 )
 
-from conftest import randomize_
+from conftest import load_script, randomize_
 
-ROOT = Path(__file__).resolve().parents[1]
 V11 = 'tl_vivit_pico_patch4_32_8f_8at2'  # 8 frames of 32 px, tubelets of 2: T' = 4 steps of 8 x 8 patches
 FUSE = f'{V11}_fuse'  # TokenLearner + TokenFuser around blocks 2 and 3
 
@@ -126,10 +123,7 @@ def test_bad_clip_sources_are_named(tmp_path):
 
 @pytest.fixture(scope='module')
 def script():
-    spec = importlib.util.spec_from_file_location('visualize_script', ROOT / 'scripts' / 'visualize.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('visualize')
 
 
 def test_script_draws_a_generated_clip(script, tmp_path, capsys):
