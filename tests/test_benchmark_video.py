@@ -82,7 +82,7 @@ def script():
 def test_script_runs_the_pico_video_variant_beside_its_twin(script, tmp_path, capsys):
     out = tmp_path / 'video'
     args = ['--models', TL, '--batch-size', '2', '--rounds', '2', '--warmup', '1', '--threads', '1',
-            '--out', str(out), '--no-plot', '--quiet']
+            '--out', str(out), '--quiet']
     assert script.main(args) == 0
     printed = capsys.readouterr().out
     assert f'{TWIN} ' in printed and f'{TL} ' in printed and 'frames' in printed
@@ -100,3 +100,4 @@ def test_script_runs_the_pico_video_variant_beside_its_twin(script, tmp_path, ca
     assert len(video_targets) == 2 and {t['status'] for t in video_targets} == {'n/a'}  # not the targets' setting
     header = Path(f'{out}.csv').read_text().splitlines()[0].split(',')
     assert {'frames', 'flop_bound', 'infer_of_bound', 'train_of_bound'} <= set(header)
+    assert Path(f'{out}.png').read_bytes().startswith(b'\x89PNG')

@@ -4,7 +4,8 @@ One panel per measured mode (inference, training), both axes logarithmic. Plain 
 by a line; each TokenLearner variant is a coloured dot joined to its twin by a dotted line. The dashed line
 from each twin is its FLOP-ratio bound, throughput x GMACs constant, ending in a tick at the variant's GMACs:
 a variant on the tick turns every saved FLOP into speed, a variant below it loses part of the saving.
-Compiled entries have hollow markers.
+Compiled entries have hollow markers. A run of video models only (rows with ``frames``) reads per clip, and its
+plain models are the plain video twins.
 
 Needs matplotlib (``pip install 'tl-models[plot]'``); draws with the Agg canvas, without pyplot's global state.
 """
@@ -17,11 +18,18 @@ from .report import MODE_NAMES
 __all__ = ['plot_throughput_vs_gmacs']
 
 
+_SHORT_PREFIXES = (('tl_vivit_', 'TL-ViViT-'), ('tl_vit_', 'TL-'), ('vivit_', 'ViViT-'), ('vit_', 'ViT-'))
+
+
 def _short_name(model: str) -> str:
-    return model.replace('_patch16', '/16').replace('tl_vit_', 'TL-').replace('vit_', 'ViT-')
+    model = model.replace('_patch16', '/16')
+    prefix, short = next(((p, s) for p, s in _SHORT_PREFIXES if model.startswith(p)), ('', ''))
+    return short + model[len(prefix):]
 
 
 def _draw_mode(axes, rows: Sequence[Dict[str, Any]], mode: str) -> None:
+    video = all('frames' in r for r in rows)
+    unit, plain_label = ('clip', 'plain video ViT') if video else ('image', 'timm ViT')
     key = f'{mode}_ips'
     measured = [r for r in rows if r.get(key) is not None]
     by_name = {(r['model'], r['compiled']): r for r in measured}
@@ -31,7 +39,7 @@ def _draw_mode(axes, rows: Sequence[Dict[str, Any]], mode: str) -> None:
         if plain:
             axes.plot([r['gmacs'] for r in plain], [r[key] for r in plain], color='black', linewidth=0.8,
                       linestyle=':' if compiled else '-', marker='s', markerfacecolor='none' if compiled else 'black',
-                      label='timm ViT (compiled)' if compiled else 'timm ViT')
+                      label=f'{plain_label} (compiled)' if compiled else plain_label)
     variants = [r for r in measured if r['tokenlearner']]
     bound_label = 'FLOP-ratio bound'
     for index, row in enumerate(variants):
@@ -52,8 +60,8 @@ def _draw_mode(axes, rows: Sequence[Dict[str, Any]], mode: str) -> None:
                       xytext=(4, 4), fontsize=6)
     axes.set_xscale('log')
     axes.set_yscale('log')
-    axes.set_xlabel('GMACs per image')
-    axes.set_ylabel(f'{MODE_NAMES[mode]} throughput (images/s)')
+    axes.set_xlabel(f'GMACs per {unit}')
+    axes.set_ylabel(f'{MODE_NAMES[mode]} throughput ({unit}s/s)')
     axes.set_title(MODE_NAMES[mode])
     axes.grid(True, which='both', linewidth=0.3)
 
