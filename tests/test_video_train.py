@@ -17,6 +17,7 @@ from tl_models.train import moving_digits as md
 from tl_models.train.data import DigitsDataset, build_loader, load_split
 from tl_models.train.distributed import Distributed
 from tl_models.train.validate import validate
+from tl_models.train.video import ClipSampling
 
 MODEL = 'tl_vivit_pico_patch4_32_8f_8at2'
 SINGLE_FRAME = 'vivit_pico_patch4_32_1f'
@@ -95,18 +96,13 @@ def test_a_single_frame_model_sees_the_middle_frame(few_clips):
     assert model(clips).shape == (16, 40)
 
 
-def test_training_clips_start_at_a_random_frame_evaluation_clips_in_the_centre(few_clips):
-    model = timm.create_model(SINGLE_FRAME)
-    config = TrainConfig(model=SINGLE_FRAME, batch_size=64)
-    split = load_split(config, 'validation', video=True)
-    data_config = timm.data.resolve_input_data_config(model)
+def test_clip_sampling_takes_a_random_stretch_in_training_and_the_centre_in_evaluation():
+    sampling = ClipSampling(num_frames=3, stride=2, size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert sampling.span == 5
+    assert sampling.frame_indices(torch.tensor([5, 9, 10]), False).tolist() == [[0, 2, 4], [2, 4, 6], [2, 4, 6]]
     torch.manual_seed(0)
-    clips, targets = next(iter(build_loader(split, data_config, config, True, CPU, num_frames=1)))
-    frames = torch.from_numpy(split.dataset.clips).float() / 255 * 2 - 1  # [N, T, 32, 32], normalised
-    order = [int(torch.nonzero((frames == clip[0, 0]).all(dim=(2, 3)).any(dim=1))[0]) for clip in clips]
-    taken = {t for clip, i in zip(clips, order) for t in range(md.FRAMES) if torch.equal(frames[i, t], clip[0, 0])}
-    assert len(taken) > 3  # random offsets, not always the middle frame
-    assert targets.shape == (64,)
+    frames = sampling.frame_indices(torch.full((1000,), 9), True)  # [1000, 3]
+    assert set(frames[:, 0].tolist()) == {0, 1, 2, 3, 4} and (frames.diff(dim=1) == 2).all()
 
 
 # --- runs ----------------------------------------------------------------------------------------------------------
@@ -207,17 +203,39 @@ def test_training_on_a_clip_folder(tmp_path):
     assert summary['optimizer_steps'] == 2 * 2
 
 
+def _torchrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """scripts/train.py on 2 gloo processes, with moving digits of 128 training and 64 validation clips."""
+    root = Path(__file__).parents[1]
+    script = tmp_path / 'train_few_clips.py'
+    script.write_text(f'import runpy, sys\n'
+                      f'from tl_models.train import moving_digits\n'
+                      f'moving_digits.SPLITS.update(train=(128, 0), validation=(64, 1))\n'
+                      f'sys.argv[0] = {str(root / "scripts" / "train.py")!r}\n'
+                      f'runpy.run_path(sys.argv[0], run_name="__main__")\n')
+    return subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(script),
+         '--model', MODEL, '--epochs', '1', '--warmup-epochs', '0', '--threads', '1', *args],
+        cwd=root, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_two_cpu_processes_with_moving_digits(tmp_path, few_clips):
+    """gloo DDP on clips: sharded training (half the steps), exact held-out metrics, one writer."""
+    run = tmp_path / 'ddp'
+    result = _torchrun(tmp_path, '--batch-size', '32', '--output', str(run))
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / 'summary.json').read_text())
+    assert summary['processes'] == 2 and summary['optimizer_steps'] == 128 // 2 // 32
+    assert result.stdout.count('epoch 1/1 ') == 1
+    metrics = validate(str(run), TrainConfig())
+    assert metrics['images'] == 64 and metrics['top1'] == pytest.approx(summary['best_top1'], abs=1e-6)
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_on_two_cpu_processes_with_a_clip_folder(tmp_path):
-    """gloo DDP on clips: sharded training (half the steps), exact held-out metrics, one writer."""
     data = _clip_folder(tmp_path / 'data', per_class=4)
     run = tmp_path / 'ddp'
-    root = Path(__file__).parents[1]
-    result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'scripts/train.py',
-         '--model', MODEL, '--data-dir', str(data), '--epochs', '1', '--warmup-epochs', '0', '--batch-size', '2',
-         '--threads', '1', '--output', str(run)],
-        cwd=root, capture_output=True, text=True, timeout=600)
+    result = _torchrun(tmp_path, '--data-dir', str(data), '--batch-size', '2', '--output', str(run))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / 'summary.json').read_text())
     assert summary['processes'] == 2 and summary['optimizer_steps'] == 8 // 2 // 2
@@ -235,9 +253,10 @@ def test_torchrun_ddp_on_two_cpu_processes_with_a_clip_folder(tmp_path):
                                           r'video_folder\), got --dataset digits'),
     (dict(model=MODEL, clip_stride=2), r'moving_digits clips: 8 frames, expected at least 15 \(8 frames of the '
                                        r'model, --clip-stride 2\)'),
-    (dict(model=MODEL, hflip=0.5), r'--hflip is for image data'),
-    (dict(model=MODEL, holdout=0.2), r'--holdout is for image data'),
-    (dict(clip_frames=4), r'--clip-frames is for video models'),
+    (dict(model=MODEL, hflip=0.5), r'--hflip 0.5 is for image data; video models train on clips without it'),
+    (dict(model=MODEL, holdout=0.2), r'--holdout 0.2 is for image data'),
+    (dict(clip_frames=4), r'--clip-frames 4 is for video models; tl_vit_pico_patch4_16_8at2 is an image model'),
+    (dict(clip_stride=2), r'--clip-stride 2 is for video models'),
     (dict(model=MODEL, dataset='moving_digits', data_dir='.'), r'--dataset moving_digits comes with scikit-learn'),
 ])
 def test_bad_video_configuration_stops_before_training(tmp_path, few_clips, overrides, message):

@@ -36,6 +36,7 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 # Options of the image pipelines that video data does not implement, with their "off" values.
 IMAGE_ONLY = {'preload': False, 'hflip': 0.0, 'color_jitter': 0.0, 'aa': None, 'reprob': 0.0, 'cutmix': 0.0,
               'holdout': 0.0}
+CLIP_ONLY = {'clip_frames': None, 'clip_stride': 1}  # options of video data, with their defaults
 
 
 def is_video_model(name: str) -> bool:
@@ -59,14 +60,11 @@ def is_video_model(name: str) -> bool:
 
 def check_video_options(config: TrainConfig, video: bool) -> None:
     """Raises TrainConfigError for clip options on an image model, or image-only options on a video model."""
-    if not video:
-        if config.clip_frames is not None:
-            raise TrainConfigError(f'--clip-frames is for video models; {config.model} is an image model')
-        return
-    for name, off in IMAGE_ONLY.items():
+    for name, off in (IMAGE_ONLY if video else CLIP_ONLY).items():
         if getattr(config, name) != off:
-            raise TrainConfigError(f'--{name.replace("_", "-")} is for image data; video models train on clips '
-                                   f'without it (got {getattr(config, name)!r})')
+            flag = f'--{name.replace("_", "-")} {getattr(config, name)!r}'
+            raise TrainConfigError(f'{flag} is for image data; video models train on clips without it' if video else
+                                   f'{flag} is for video models; {config.model} is an image model')
 
 
 @dataclasses.dataclass(frozen=True)
