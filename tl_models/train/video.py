@@ -1,9 +1,9 @@
 """Video data for video models: clip sampling, a folder-of-videos dataset and the loaders.
 
 A clip of a model with T frames takes T frames ``stride`` apart: at a random offset in training, the centre
-ones in evaluation (a one-frame model sees the middle frame). Frames are resized to the model's size and
-normalised with its mean/std into ``[B, 3, T, H, W]``. There is no image augmentation (no crops, no flips: a
-flip reverses the direction of motion).
+ones in evaluation (a one-frame model is evaluated on the middle frame, trained on any one frame). Frames are
+resized to the model's size and normalised with its mean/std into ``[B, 3, T, H, W]``. There is no image
+augmentation (no crops, no flips: a flip reverses the direction of motion).
 
 - :class:`VideoFolder`: ``DATA/<split>/<class>/<clip>``, a clip being a video file (decoded with PyAV, the
   ``video`` extra) or a folder of frame images (in name order); loaded by a torch ``DataLoader``.
@@ -88,6 +88,7 @@ class ClipSampling:
         return (self.num_frames - 1) * self.stride + 1
 
     def check_length(self, length: int, what: str) -> None:
+        """Raises TrainConfigError if clips of ``length`` frames (``what``: which clips) are too short."""
         if length < self.span:
             raise TrainConfigError(
                 f'{what}: {length} frames, expected at least {self.span} ({self.num_frames} frames of the model, '
