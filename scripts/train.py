@@ -1,9 +1,12 @@
-"""Fine-tune or distil a TokenLearner ViT; with no arguments, trains the embedded default on scikit-learn's digits.
+"""Fine-tune or distil a TokenLearner ViT; with no arguments, trains the embedded default on scikit-learn's digits
+(video models: on moving digits, clips of those digits moving in four directions).
 
     python scripts/train.py --output runs/digits
     python scripts/train.py --config configs/train/finetune_folder.yaml --data-dir DATA --output runs/mine
     torchrun --nproc_per_node 2 scripts/train.py --output runs/ddp
     python scripts/train.py --resume runs/digits
+    python scripts/train.py --model tl_vivit_pico_patch4_32_8f_8at2 --output runs/moving_digits   # video: moving digits
+    python scripts/train.py --model tl_vivit_pico_patch4_32_8f_8at2 --data-dir CLIPS --clip-stride 2 --output runs/clips
     python scripts/train.py --variants my_variants.yaml --model tl_vit_mine_8at2 --output runs/mine
     python scripts/train.py --model tl_vit_nano_patch4_32_8at2 --distill-from vit_nano_patch4_32.cifar10 \\
         --config configs/train/cifar10.yaml --data-dir /tmp/data/cifar10 --epochs 4 --lr 5e-4 --output runs/distilled

@@ -4,7 +4,8 @@
     python scripts/validate.py runs/digits/checkpoints/best.safetensors --ema
     python scripts/validate.py local-dir:runs/digits/model --json metrics.json
     python scripts/validate.py tl_vit_base_patch16_224_8at6.vit_augreg2_in21k_ft_in1k --pretrained --data-dir IMAGENET
-Default data: the held-out split of scikit-learn's digits.
+    python scripts/validate.py runs/moving_digits               # a video model: on the moving digits' clips
+Default data: the held-out split of scikit-learn's digits (moving digits for video models).
 """
 import argparse
 import json
@@ -25,8 +26,11 @@ def main(argv=None) -> int:
     parser.add_argument('model', help='run folder, training checkpoint, hf-hub:/local-dir: name or model name[.tag]')
     parser.add_argument('--pretrained', action='store_true', help="model names: load the tag's pretrained weights")
     parser.add_argument('--ema', action='store_true', help='checkpoints: evaluate the EMA weights')
-    parser.add_argument('--dataset', default='', help="'digits' (default without --data-dir), 'folder' or a timm name")
-    parser.add_argument('--data-dir', default=None, help='image folder with a validation/ (or val/) sub-folder')
+    parser.add_argument('--dataset', default='', help="'digits' (default without --data-dir), 'folder' or a timm name; "
+                        "video models: 'moving_digits' (default without --data-dir) or 'video_folder'")
+    parser.add_argument('--data-dir', default=None, help='image (or clip) folder with a validation/ (or val/) '
+                        'sub-folder')
+    parser.add_argument('--clip-stride', type=int, default=1, help='video models: take every this-many-th frame')
     parser.add_argument('--split', default='validation', help='split to evaluate (default: validation)')
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--workers', type=int, default=0)
@@ -35,9 +39,10 @@ def main(argv=None) -> int:
     parser.add_argument('--json', type=Path, default=None, help="write the metrics as JSON to this file ('-': stdout)")
     add_variants_option(parser)
     args = parser.parse_args(argv)
-    config = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, val_split=args.split,
-                         batch_size=args.batch_size, workers=args.workers, amp=args.amp, device=args.device)
     try:
+        config = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, val_split=args.split,
+                             batch_size=args.batch_size, workers=args.workers, amp=args.amp, device=args.device,
+                             clip_stride=args.clip_stride)
         register_variant_files(args.variants)
         result = validate(args.model, config, pretrained=args.pretrained, use_ema=args.ema)
     except (TrainConfigError, CheckpointError, FileNotFoundError, VariantConfigError) as e:

@@ -276,7 +276,8 @@ def create_tl_video(variant: str, pretrained: bool = False, **kwargs: Any) -> To
 
     The pretrained cfg's ``input_size`` is ``(3, T, H_img, W_img)``. timm's builder reads ``input_size`` as
     ``(C, H, W)``, so it gets the cfg with ``(C, H_img, W_img)`` (and ``num_frames`` from T unless given) and the
-    built model gets the video cfg back.
+    built model gets the video cfg back. An exported model's cfg comes as ``(C, H_img, W_img)`` from timm's hub
+    loader, with ``num_frames`` among the exported arguments, which then give T.
 
     Raises:
         ValueError: ``features_only`` (video models give NLC intermediates only).
@@ -289,6 +290,9 @@ def create_tl_video(variant: str, pretrained: bool = False, **kwargs: Any) -> To
         overlay = pretrained_file_overlay(variant, kwargs.get('pretrained_cfg'), overlay, kwargs.get('cache_dir'))
     video_cfg = resolve_pretrained_cfg(variant, kwargs.pop('pretrained_cfg', None), overlay).to_dict()
     input_size = tuple(video_cfg['input_size'])
+    if len(input_size) == 3 and 'num_frames' in kwargs:
+        # timm's hub loader (local-dir:, hf-hub:) rebuilds input_size as (C, H, W) from the exported img_size
+        input_size = (input_size[0], kwargs['num_frames'], *input_size[1:])
     if len(input_size) != 4:
         raise ValueError(f'{variant}: expected a video pretrained cfg input_size (3, T, H, W), got {input_size}')
     kwargs.setdefault('num_frames', input_size[1])

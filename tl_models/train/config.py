@@ -46,10 +46,14 @@ class TrainConfig:
     grad_checkpointing: bool = _field(False, 'recompute blocks in backward to save memory')
     compile: bool = _field(False, 'torch.compile the model')
     # data
-    data_dir: Optional[str] = _field(None, "image folder with train/ and validation/ sub-folders (timm's layout)")
-    dataset: str = _field('', "'digits' (scikit-learn, embedded), 'folder' (needs --data-dir) or a timm dataset "
-                          "name such as torch/cifar10 (its backend must be installed); default: digits without "
-                          "--data-dir, else folder")
+    data_dir: Optional[str] = _field(None, "image folder with train/ and validation/ sub-folders (timm's layout); "
+                                     'for video models DATA/<split>/<class>/<clip>, a clip being a video file or a '
+                                     'folder of frame images')
+    dataset: str = _field('', "image models: 'digits' (scikit-learn, embedded), 'folder' (needs --data-dir) or a "
+                          "timm dataset name such as torch/cifar10 (its backend must be installed); video models: "
+                          "'moving_digits' (embedded, digits moving in 4 directions) or 'video_folder' (needs "
+                          "--data-dir); default: digits (video models: moving_digits) without --data-dir, else "
+                          "folder (video_folder)")
     train_split: str = _field('train', 'training split (sub-folder or dataset split)')
     val_split: str = _field('validation', 'held-out split (sub-folder or dataset split)')
     holdout: float = _field(0.0, 'carve this fraction of the training split out as the held-out split (stratified '
@@ -57,6 +61,10 @@ class TrainConfig:
     preload: bool = _field(False, 'decode the whole dataset into memory once and augment whole batches on the '
                            'device (random-resized crop and flip): fast for small images such as CIFAR-10')
     img_size: Optional[int] = _field(None, "input size; default: the model's")
+    clip_frames: Optional[int] = _field(None, "video models: frames per clip; default: the model's (the model is "
+                                        'built for it, as for --img-size)')
+    clip_stride: int = _field(1, 'video data: take every this-many-th frame (a random stretch in training, the '
+                              'centre one in evaluation)')
     workers: int = _field(0, 'data loader worker processes')
     scale: List[float] = _field([0.85, 1.0], 'random-resized-crop area range')  # noqa: RUF009 (a field())
     ratio: List[float] = _field([0.9, 1.1], 'random-resized-crop aspect-ratio range')  # noqa: RUF009
@@ -116,6 +124,9 @@ class TrainConfig:
         if self.distill_feature_weight < 0:
             raise TrainConfigError(
                 f"'distill_feature_weight' expects a weight >= 0, got {self.distill_feature_weight}")
+        for name in ('clip_frames', 'clip_stride'):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise TrainConfigError(f"'{name}' expects a positive number of frames, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise TrainConfigError(f"'threads' expects a positive number, got {self.threads}")
 

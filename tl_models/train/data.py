@@ -1,4 +1,5 @@
-"""Datasets and loaders: scikit-learn's digits (the embedded default), image folders, timm dataset names.
+"""Datasets and loaders: scikit-learn's digits (the embedded default), image folders, timm dataset names; for
+video models moving digits (the embedded default, :mod:`.moving_digits`) and folders of clips (:mod:`.video`).
 
 Loaders are timm's (``create_loader`` with its transforms), or with ``preload`` the batched in-memory
 pipeline of :mod:`.memory`; the model's data config gives input size, interpolation, mean/std and crop.
@@ -16,6 +17,9 @@ from timm.data import create_dataset, create_loader
 from .config import TrainConfig, TrainConfigError
 from .distributed import Distributed
 from .memory import PreloadedImages, PreloadedLoader, preload_images
+from .moving_digits import SPLITS as MOVING_DIGITS_SPLITS
+from .moving_digits import MovingDigits
+from .video import VIDEO_DATASETS, ClipLoader, ClipSampling, VideoFolder, build_video_loader
 
 __all__ = ['DigitsDataset', 'HoldoutSubset', 'SplitData', 'build_loader', 'dataset_kind', 'holdout_indices',
            'load_split', 'preload_split']
@@ -81,11 +85,26 @@ def _folder_split(root: Path, split: str) -> Path:
         f"holding one sub-folder of images per class")
 
 
-def dataset_kind(config: TrainConfig) -> str:
-    """'digits' when no data is given, 'folder' for ``--data-dir`` alone, else the ``--dataset`` name."""
+def dataset_kind(config: TrainConfig, video: bool = False) -> str:
+    """The ``--dataset`` name; without it 'digits' ('moving_digits' for a video model) when no data is given,
+    'folder' ('video_folder') for ``--data-dir``.
+
+    Raises:
+        TrainConfigError: video data for an image model, or image data for a video model.
+    """
     if config.dataset:
-        return config.dataset
-    return 'folder' if config.data_dir else 'digits'
+        kind = config.dataset
+    elif video:
+        kind = 'video_folder' if config.data_dir else 'moving_digits'
+    else:
+        kind = 'folder' if config.data_dir else 'digits'
+    if video and kind not in VIDEO_DATASETS:
+        raise TrainConfigError(f"{config.model} is a video model: it needs clips ({', '.join(VIDEO_DATASETS)}), "
+                               f'got --dataset {kind}')
+    if not video and kind in VIDEO_DATASETS:
+        raise TrainConfigError(f'--dataset {kind} holds clips, {config.model} is an image model; train a video '
+                               f'model (tl_vivit_... or vivit_...) on it')
+    return kind
 
 
 class HoldoutSubset(torch.utils.data.Dataset):
@@ -135,8 +154,9 @@ def holdout_indices(targets: np.ndarray, fraction: float, seed: int = HOLDOUT_SE
     return kept, held_out
 
 
-def load_split(config: TrainConfig, split: str) -> SplitData:
-    """The ``split`` of the configured dataset (without transforms; ``build_loader`` adds them).
+def load_split(config: TrainConfig, split: str, video: bool = False) -> SplitData:
+    """The ``split`` of the configured dataset (without transforms; ``build_loader`` adds them); ``video``: for
+    a video model.
 
     With ``config.holdout``, ``config.val_split`` is the carved held-out part of ``config.train_split``
     and ``config.train_split`` the rest.
@@ -145,8 +165,8 @@ def load_split(config: TrainConfig, split: str) -> SplitData:
         TrainConfigError: unknown dataset, missing data folder or split, or a backend that cannot load it.
     """
     if config.holdout <= 0:
-        return _load_split(config, split)
-    whole = _load_split(config, config.train_split)
+        return _load_split(config, split, video)
+    whole = _load_split(config, config.train_split, video)
     kept, held_out = holdout_indices(_targets(whole.dataset), config.holdout)
     if split == config.val_split:
         return SplitData(HoldoutSubset(whole.dataset, held_out), whole.class_names,
@@ -155,18 +175,40 @@ def load_split(config: TrainConfig, split: str) -> SplitData:
                      f'{whole.description} ({config.train_split} less {config.holdout:.0%} held out)')
 
 
-def _load_split(config: TrainConfig, split: str) -> SplitData:
-    kind = dataset_kind(config)
-    if kind == 'digits':
+def _data_root(config: TrainConfig, kind: str) -> Path:
+    if config.data_dir is None:
+        raise TrainConfigError(f"--dataset {kind} needs --data-dir DIR (with train/ and validation/ inside)")
+    root = Path(config.data_dir)
+    if not root.is_dir():
+        raise TrainConfigError(f'--data-dir {root}: no such folder')
+    return root
+
+
+def _moving_digits(split: str) -> MovingDigits:
+    """The clips of ``split``, made from the digits of the same digits split."""
+    name = _canonical_split(split)
+    if name is None:
+        raise TrainConfigError(f"moving_digits has the splits 'train' and 'validation', got {split!r}")
+    digits = DigitsDataset(name)
+    return MovingDigits(digits.images, digits.targets, *MOVING_DIGITS_SPLITS[name])
+
+
+def _load_split(config: TrainConfig, split: str, video: bool) -> SplitData:
+    kind = dataset_kind(config, video)
+    if kind in ('digits', 'moving_digits'):
         if config.data_dir is not None:
-            raise TrainConfigError('--dataset digits comes with scikit-learn: drop --data-dir or use --dataset folder')
+            folder = 'video_folder' if video else 'folder'
+            raise TrainConfigError(f'--dataset {kind} comes with scikit-learn: drop --data-dir or use --dataset '
+                                   f'{folder}')
+        if kind == 'moving_digits':
+            return SplitData(_moving_digits(split), MovingDigits.classes, 'moving_digits')
         return SplitData(DigitsDataset(split), DigitsDataset.classes, 'digits')
+    if kind == 'video_folder':
+        root = _data_root(config, kind)
+        dataset = VideoFolder(_folder_split(root, split))
+        return SplitData(dataset, dataset.classes, f'video folder {root}')
     if kind == 'folder':
-        if config.data_dir is None:
-            raise TrainConfigError("--dataset folder needs --data-dir DIR (with train/ and validation/ inside)")
-        root = Path(config.data_dir)
-        if not root.is_dir():
-            raise TrainConfigError(f'--data-dir {root}: no such folder')
+        root = _data_root(config, kind)
         folder = _folder_split(root, split)
         dataset = create_dataset('', root=str(folder), split='', search_split=False)
         if len(dataset) == 0:
@@ -190,10 +232,14 @@ def build_loader(
         config: TrainConfig,
         is_training: bool,
         dist: Distributed,
-) -> Union[torch.utils.data.DataLoader, PreloadedLoader]:
+        num_frames: Optional[int] = None,
+) -> Union[torch.utils.data.DataLoader, PreloadedLoader, ClipLoader]:
     """The loader of one split: timm's loader and transforms, or with ``config.preload`` the in-memory one
     (``split.dataset`` may then be decoded already: :func:`preload_split`). Training adds the configured
-    augmentation."""
+    augmentation. For a video model with ``num_frames`` frames, :func:`.video.build_video_loader`."""
+    if num_frames is not None:
+        sampling = ClipSampling.of(num_frames, data_config, config)
+        return build_video_loader(split.dataset, sampling, config, is_training, dist)
     if config.preload:
         images = split.dataset if isinstance(split.dataset, PreloadedImages) else preload_images(
             split.dataset, split.description)

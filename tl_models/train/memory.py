@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, TrainConfigError
 
-__all__ = ['PreloadedImages', 'PreloadedLoader', 'preload_images', 'random_resized_crop_boxes']
+__all__ = ['InMemoryBatches', 'PreloadedImages', 'PreloadedLoader', 'preload_images', 'random_resized_crop_boxes']
 
 # Options of the per-image timm pipeline that the batched one does not implement.
 UNSUPPORTED = {'color_jitter': 0.0, 'aa': None, 'reprob': 0.0}
@@ -113,14 +113,45 @@ def _centre_box(height: int, width: int, input_size: Tuple[int, int], crop_pct: 
     return input_size[0] / resize, input_size[1] / resize
 
 
-class PreloadedLoader:
-    """Batches of a :class:`PreloadedImages` split, augmented and normalised on ``device``.
+class InMemoryBatches:
+    """The batch order of a split held in memory, for loaders that assemble whole batches themselves.
 
     Training batches are drawn in a fresh permutation each epoch (:meth:`set_epoch`; the same on every
     process of a distributed run, which then takes every ``world_size``-th item) and the incomplete last
     batch is dropped, as timm's training loader does. Evaluation goes through the split in order; a
     distributed run splits it as timm's ordered eval sampler does (the last process padded with repeats).
-    Yields ``(images [B, 3, H, W] float32, targets [B] int64)`` on ``device``.
+    """
+
+    def __init__(self, count: int, batch_size: int, is_training: bool, seed: int, rank: int = 0,
+                 world_size: int = 1) -> None:
+        self.count = count
+        self.batch_size = batch_size
+        self.is_training = is_training
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Picks the permutation of training epoch ``epoch`` (the same on every process)."""
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        if self.is_training:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.count, generator=generator)
+            share = order[self.rank::self.world_size][:self.count // self.world_size]
+            return share[:len(share) // self.batch_size * self.batch_size]
+        per_process = math.ceil(self.count / self.world_size)
+        order = torch.arange(per_process * self.world_size) % self.count
+        return order[self.rank * per_process:(self.rank + 1) * per_process]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self._indices()) / self.batch_size)
+
+
+class PreloadedLoader(InMemoryBatches):
+    """Batches of a :class:`PreloadedImages` split, augmented and normalised on ``device``, in the order of
+    :class:`InMemoryBatches`. Yields ``(images [B, 3, H, W] float32, targets [B] int64)`` on ``device``.
     """
 
     def __init__(
@@ -137,38 +168,16 @@ class PreloadedLoader:
             if getattr(config, name) != off:
                 raise TrainConfigError(f'--preload augments with random-resized crop and flip only; '
                                        f'--{name.replace("_", "-")} needs the per-image pipeline (drop --preload)')
+        super().__init__(len(data), config.batch_size, is_training, config.seed, rank, world_size)
         self.device = device
         self.images = data.images.to(device)
         self.targets = data.targets.to(device)
-        self.batch_size = config.batch_size
-        self.is_training = is_training
-        self.rank, self.world_size = rank, world_size
-        self.seed = config.seed
-        self.epoch = 0
         self.input_size = tuple(data_config['input_size'][1:])
         self.crop_pct = data_config.get('crop_pct') or 1.0
         self.mode = 'bicubic' if data_config.get('interpolation') == 'bicubic' else 'bilinear'
         self.scale, self.ratio, self.hflip = tuple(config.scale), tuple(config.ratio), config.hflip
         self.mean = torch.tensor(data_config['mean'], device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(data_config['std'], device=device).view(1, 3, 1, 1)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Picks the permutation of training epoch ``epoch`` (the same on every process)."""
-        self.epoch = epoch
-
-    def _indices(self) -> torch.Tensor:
-        count = len(self.targets)
-        if self.is_training:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(count, generator=generator)
-            share = order[self.rank::self.world_size][:count // self.world_size]
-            return share[:len(share) // self.batch_size * self.batch_size]
-        per_process = math.ceil(count / self.world_size)
-        order = torch.arange(per_process * self.world_size) % count
-        return order[self.rank * per_process:(self.rank + 1) * per_process]
-
-    def __len__(self) -> int:
-        return math.ceil(len(self._indices()) / self.batch_size)
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         for batch in self._indices().split(self.batch_size):

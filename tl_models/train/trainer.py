@@ -48,7 +48,8 @@ from .distill import (
 )
 from .distributed import Distributed
 from .engine import evaluate, train_one_epoch
-from .memory import PreloadedLoader
+from .memory import InMemoryBatches
+from .video import check_video_options, is_video_model
 
 __all__ = ['train']
 
@@ -179,15 +180,20 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     check_model_name(config.model)
+    video = is_video_model(config.model)
+    check_video_options(config, video)
     output = _prepare_output(config)
     teacher = load_teacher(config, dist.device) if config.distill_from else None
-    train_split, val_split = load_split(config, config.train_split), load_split(config, config.val_split)
+    train_split = load_split(config, config.train_split, video)
+    val_split = load_split(config, config.val_split, video)
     num_classes = _num_classes(config, train_split, teacher)
     _check_batch(config, train_split, dist)
 
     torch.manual_seed(config.seed)
+    frames = {} if config.clip_frames is None else dict(num_frames=config.clip_frames)
     model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=num_classes,
-                              drop_path_rate=config.drop_path, img_size=config.img_size, **config.model_kwargs)
+                              drop_path_rate=config.drop_path, img_size=config.img_size, **frames,
+                              **config.model_kwargs)
     if teacher is not None:
         start = _student_start(config, model, teacher)
         if dist.is_main:
@@ -202,8 +208,9 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         model.set_grad_checkpointing(True)
     model.to(dist.device)
 
-    train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist)
-    val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist)
+    num_frames = model.num_frames if video else None
+    train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist, num_frames=num_frames)
+    val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist, num_frames=num_frames)
     optimizer = timm.optim.create_optimizer_v2(model, opt=config.opt, lr=config.lr, weight_decay=config.weight_decay,
                                                layer_decay=config.layer_decay)
     scheduler, _ = timm.scheduler.create_scheduler_v2(
@@ -249,7 +256,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     last_epoch = min(config.epochs, config.stop_after_epoch or config.epochs)
     for epoch in range(state.epochs_done, last_epoch):
         _seed_epoch(config.seed, epoch, dist.rank)
-        if isinstance(train_loader, PreloadedLoader):
+        if isinstance(train_loader, InMemoryBatches):
             train_loader.set_epoch(epoch)
         elif dist.enabled:
             train_loader.sampler.set_epoch(epoch)

@@ -3,6 +3,7 @@
 The model can be a registered name (``--pretrained`` for its tag's weights), ``hf-hub:``/``local-dir:``,
 a training run folder (its exported ``model/``), or a training checkpoint file.
 """
+import dataclasses
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -11,6 +12,7 @@ import torch.nn as nn
 from timm.data import resolve_input_data_config
 
 from ..checkpoint import model_from_checkpoint
+from ..models import TokenLearnerVideoTransformer
 from .config import TrainConfig, TrainConfigError, check_model_name
 from .data import build_loader, load_split
 from .distributed import Distributed
@@ -38,7 +40,8 @@ def load_eval_model(source: str, pretrained: bool = False, use_ema: bool = False
 
 
 def validate(source: str, config: TrainConfig, pretrained: bool = False, use_ema: bool = False) -> Dict[str, Any]:
-    """Evaluates ``source`` on ``config``'s dataset and held-out split (``config.val_split``).
+    """Evaluates ``source`` on ``config``'s dataset and held-out split (``config.val_split``); a video model
+    on clips (its frames, ``config.clip_stride`` apart, the centre ones).
 
     Returns:
         Metrics (``top1``, ``top5`` in percent, ``loss``, ``images``, ``images_per_second``) with the model,
@@ -49,10 +52,12 @@ def validate(source: str, config: TrainConfig, pretrained: bool = False, use_ema
     """
     dist = Distributed(device=Distributed.from_env(config.device).device)
     model, description = load_eval_model(source, pretrained=pretrained, use_ema=use_ema)
-    split = load_split(config, config.val_split)
+    video = isinstance(model, TokenLearnerVideoTransformer)
+    split = load_split(dataclasses.replace(config, model=source), config.val_split, video)
     if split.class_names is not None and model.num_classes != len(split.class_names):
         raise TrainConfigError(f'{description} predicts {model.num_classes} classes, {split.description} has '
                                f'{len(split.class_names)}; evaluate it on data with the same classes')
-    loader = build_loader(split, resolve_input_data_config(model), config, is_training=False, dist=dist)
+    loader = build_loader(split, resolve_input_data_config(model), config, is_training=False, dist=dist,
+                          num_frames=model.num_frames if video else None)
     metrics = evaluate(model.to(dist.device), loader, dist, amp=config.amp)
     return dict(model=description, dataset=split.description, split=config.val_split, **metrics)
