@@ -34,6 +34,7 @@ from tl_models.visualize import (
     load_clip,
     load_image,
     load_model,
+    moving_digit_clip,
     names_weights,
     sample_image,
     save_token_maps,
@@ -51,7 +52,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     source.add_argument('--image', type=Path, nargs='+',
                         help=f"the image(s); default: scikit-learn's sample photo {SAMPLE_IMAGE}")
     source.add_argument('--digit', type=int, metavar='INDEX',
-                        help='use held-out digit INDEX of the digits data the default training run learns from')
+                        help='use held-out digit INDEX of the digits data the default training run learns from '
+                             '(for a video model: held-out moving-digits clip INDEX)')
     source.add_argument('--clip', type=Path, metavar='PATH',
                         help='for a video model: a .npy file [T, H, W, 3] uint8 or a folder of frame images')
     parser.add_argument('--output', type=Path, default=Path('maps.png'), help='the PNG to write (default: %(default)s)')
@@ -76,14 +78,18 @@ def frame_ms(args: argparse.Namespace, default: int) -> int:
 
 
 def read_clip(args: argparse.Namespace) -> np.ndarray:
-    """The clip a video model is drawn on, ``[T, H, W, 3]`` uint8: from ``--clip``.
+    """The clip a video model is drawn on, ``[T, H, W, 3]`` uint8: from ``--clip``, or held-out moving-digits
+    clip ``--digit``.
 
     Raises:
-        VisualizationError: no ``--clip``, or one that is not a clip.
+        VisualizationError: neither given, or a clip that is not one.
     """
+    if args.digit is not None:
+        return moving_digit_clip(args.digit)
     if args.clip is None:
         raise VisualizationError(f'{args.model} is a video model: give a clip with --clip PATH (a .npy file '
-                                 '[T, H, W, 3] uint8 or a folder of frame images)')
+                                 '[T, H, W, 3] uint8 or a folder of frame images) or --digit INDEX (a held-out '
+                                 'moving-digits clip)')
     return load_clip(args.clip)
 
 
@@ -98,10 +104,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'note: {args.model} has random weights (pass --pretrained for its default weights, '
                   'or a local-dir:/hf-hub: model)', file=sys.stderr)
         if is_video_model(model):
-            if args.image is not None or args.digit is not None:
-                raise VisualizationError(f'{args.model} is a video model: expected --clip, not --image or --digit')
+            if args.image is not None:
+                raise VisualizationError(f'{args.model} is a video model: expected --clip or --digit, not --image')
+            source = f'moving digits, held-out clip {args.digit}' if args.digit is not None else str(args.clip)
             written = save_video_token_maps(model, read_clip(args), gif or args.output.with_suffix('.gif'),
-                                            args.output, frame_ms=frame_ms(args, 200), source=str(args.clip),
+                                            args.output, frame_ms=frame_ms(args, 200), source=source,
                                             **style)
         elif args.clip is not None:
             raise VisualizationError(f'{args.model} is an image model: --clip needs a video model '

@@ -32,7 +32,7 @@ def few_clips(monkeypatch):
     monkeypatch.setitem(md.SPLITS, 'validation', (64, 1))
 
 
-def _moving_digits(split: str) -> md.MovingDigits:
+def _clips_of(split: str) -> md.MovingDigits:
     return load_split(TrainConfig(model=MODEL), split, video=True).dataset
 
 
@@ -51,7 +51,7 @@ def test_the_middle_frame_is_the_same_in_every_direction_but_the_clips_differ():
 
 
 def test_middle_frame_positions_do_not_depend_on_the_direction():
-    data = _moving_digits('train')
+    data = _clips_of('train')
     middle = data.corners[:, md.MIDDLE_FRAME]  # [N, 2]
     for speed in md.SPEEDS:
         per_direction = [middle[(data.directions == d) & (data.speeds == speed)] for d in range(4)]
@@ -62,7 +62,7 @@ def test_middle_frame_positions_do_not_depend_on_the_direction():
 
 
 def test_the_label_is_the_digit_and_the_direction_the_pixels_move():
-    data = _moving_digits('validation')
+    data = _clips_of('validation')
     assert data.clips.dtype == np.uint8 and data.clips.shape == (600, md.FRAMES, md.CANVAS, md.CANVAS)
     grid = np.arange(md.CANVAS)
     mass = data.clips.astype(np.float64).sum(axis=(2, 3))  # [N, T]
@@ -75,11 +75,11 @@ def test_the_label_is_the_digit_and_the_direction_the_pixels_move():
 
 
 def test_moving_digits_splits_are_deterministic_and_use_disjoint_digits():
-    train_set, again = _moving_digits('train'), _moving_digits('train')
+    train_set, again = _clips_of('train'), _clips_of('train')
     assert np.array_equal(train_set.clips, again.clips) and np.array_equal(train_set.targets, again.targets)
     assert len(train_set) == md.SPLITS['train'][0] and len(np.unique(train_set.targets)) == 40
     with pytest.raises(TrainConfigError, match=r"moving_digits has the splits 'train' and 'validation', got 'x'"):
-        _moving_digits('x')
+        _clips_of('x')
 
 
 # --- clip sampling -------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tl_models.visualize import (
     GridLayout,
     VisualizationError,
     load_clip,
+    moving_digit_clip,
     panel_shape,
     prepare_clip,
     save_video_token_maps,
@@ -150,3 +151,15 @@ def test_script_names_bad_clips(script, tmp_path, capsys, clip, extra, message):
     assert script.main(argv + extra) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.glob('maps.*'))
+
+
+def test_script_draws_a_held_out_moving_digits_clip(script, tmp_path, capsys):
+    clip = moving_digit_clip(5)
+    assert clip.shape == (8, 32, 32, 3) and clip.dtype == np.uint8 and clip.max() > 0
+    assert np.array_equal(clip[..., 0], clip[..., 2])  # grey frames as RGB
+    output = tmp_path / 'maps.png'
+    assert script.main(['--model', V11, '--digit', '5', '--output', str(output), '--panel-size', '32']) == 0
+    with Image.open(tmp_path / 'maps.gif') as picture:
+        assert picture.n_frames == 8
+    with pytest.raises(VisualizationError, match=r'expected a held-out moving-digits clip index in 0\.\.599, got 600'):
+        moving_digit_clip(600)

@@ -22,7 +22,7 @@ from .moving_digits import MovingDigits
 from .video import VIDEO_DATASETS, ClipLoader, ClipSampling, VideoFolder, build_video_loader
 
 __all__ = ['DigitsDataset', 'HoldoutSubset', 'SplitData', 'build_loader', 'dataset_kind', 'holdout_indices',
-           'load_split', 'preload_split']
+           'load_split', 'moving_digits_split', 'preload_split']
 
 HOLDOUT_SEED = 0  # one carved split for every run, whatever its seed
 
@@ -184,7 +184,7 @@ def _data_root(config: TrainConfig, kind: str) -> Path:
     return root
 
 
-def _moving_digits(split: str) -> MovingDigits:
+def moving_digits_split(split: str) -> MovingDigits:
     """The clips of ``split``, made from the digits of the same digits split."""
     name = _canonical_split(split)
     if name is None:
@@ -201,7 +201,7 @@ def _load_split(config: TrainConfig, split: str, video: bool) -> SplitData:
             raise TrainConfigError(f'--dataset {kind} comes with scikit-learn: drop --data-dir or use --dataset '
                                    f'{folder}')
         if kind == 'moving_digits':
-            return SplitData(_moving_digits(split), MovingDigits.classes, 'moving_digits')
+            return SplitData(moving_digits_split(split), MovingDigits.classes, 'moving_digits')
         return SplitData(DigitsDataset(split), DigitsDataset.classes, 'digits')
     if kind == 'video_folder':
         root = _data_root(config, kind)

@@ -11,7 +11,7 @@
 
 Drawing needs matplotlib (the ``plot`` extra) for its colour maps; nothing here imports it before drawing.
 """
-from .clips import VideoInput, check_clip, is_video_model, load_clip, prepare_clip, sample_frames
+from .clips import VideoInput, check_clip, is_video_model, load_clip, moving_digit_clip, prepare_clip, sample_frames
 from .errors import VisualizationError
 from .figures import save_token_maps, save_video_token_maps
 from .files import write_gif, write_png
@@ -29,9 +29,34 @@ from .render import (
 )
 
 __all__ = [
-    'SAMPLE_IMAGE', 'GridLayout', 'ModelInput', 'VideoInput', 'VisualizationError', 'check_clip', 'digit_image',
-    'find_token_learners', 'is_video_model', 'layer_label', 'load_clip', 'load_image', 'load_model', 'names_weights',
-    'panel_shape', 'prepare_clip', 'prepare_image', 'render_token_map_frames', 'render_token_maps',
-    'render_video_token_map_frames', 'sample_frames', 'sample_image', 'save_token_maps', 'save_video_token_maps',
-    'stack_pictures', 'token_learner_maps', 'video_token_learner_maps', 'write_gif', 'write_png',
+    'SAMPLE_IMAGE',
+    'GridLayout',
+    'ModelInput',
+    'VideoInput',
+    'VisualizationError',
+    'check_clip',
+    'digit_image',
+    'find_token_learners',
+    'is_video_model',
+    'layer_label',
+    'load_clip',
+    'load_image',
+    'load_model',
+    'moving_digit_clip',
+    'names_weights',
+    'panel_shape',
+    'prepare_clip',
+    'prepare_image',
+    'render_token_map_frames',
+    'render_token_maps',
+    'render_video_token_map_frames',
+    'sample_frames',
+    'sample_image',
+    'save_token_maps',
+    'save_video_token_maps',
+    'stack_pictures',
+    'token_learner_maps',
+    'video_token_learner_maps',
+    'write_gif',
+    'write_png',
 ]

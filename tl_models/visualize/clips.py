@@ -16,8 +16,8 @@ from PIL import Image
 from .errors import VisualizationError
 from .images import load_image, prepare_image
 
-__all__ = ['FRAME_SUFFIXES', 'VideoInput', 'check_clip', 'clip_frames', 'is_video_model', 'load_clip', 'prepare_clip',
-           'sample_frames']
+__all__ = ['FRAME_SUFFIXES', 'VideoInput', 'check_clip', 'clip_frames', 'is_video_model', 'load_clip',
+           'moving_digit_clip', 'prepare_clip', 'sample_frames']
 
 # The image files a folder of frames may hold (any case); other files in the folder are ignored.
 FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp')
@@ -89,6 +89,22 @@ def load_clip(path: Union[str, Path]) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise VisualizationError(f'cannot read {path} as a .npy array: {e}') from e
     return check_clip(clip, str(path))
+
+
+def moving_digit_clip(index: int) -> np.ndarray:
+    """Held-out clip ``index`` of the moving digits (the embedded video task), ``[T, 32, 32, 3]`` uint8.
+
+    Raises:
+        VisualizationError: ``index`` is outside the held-out split, or scikit-learn is not installed.
+    """
+    try:
+        from ..train.data import moving_digits_split
+        clips = moving_digits_split('validation').clips  # [N, T, 32, 32]
+    except ImportError as e:
+        raise VisualizationError("--digit needs scikit-learn, which ships the digits: `pip install '.[train]'`") from e
+    if not 0 <= index < len(clips):
+        raise VisualizationError(f'expected a held-out moving-digits clip index in 0..{len(clips) - 1}, got {index}')
+    return np.repeat(clips[index][..., None], 3, axis=-1)  # [T, 32, 32, 3]
 
 
 def sample_frames(clip: np.ndarray, num_frames: int, source: str = 'clip') -> np.ndarray:
