@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+import yaml
 
 import tl_models  # noqa: F401  (registers the tl_ models)
 from tl_models.study import (
@@ -96,6 +97,22 @@ def test_runs_come_seed_by_seed_and_finished_ones_are_skipped(tmp_path):
     done.parent.mkdir(parents=True)
     done.write_text('{}')
     assert [r.key for r in pending_runs(study, tmp_path, lambda r: r.seed == 0)] == ['tl_vit_pico_patch4_16_8at2-seed0']
+
+
+def test_a_run_folder_resumes_when_only_newer_settings_are_missing_from_its_config(tmp_path):
+    from tl_models.study.runner import _resumable
+    from tl_models.train import TrainConfig
+
+    config = TrainConfig(model='vit_nano_d2_patch4_32', dataset='digits', epochs=3, seed=1)
+    (tmp_path / 'checkpoints').mkdir()
+    (tmp_path / 'checkpoints' / 'last.safetensors').write_bytes(b'')
+    saved = json.loads(json.dumps(dataclasses.asdict(config)))
+    del saved['distill_alpha'], saved['distill_from']  # settings added after this run began: their defaults
+    saved['threads'] = 7  # a session setting may differ
+    (tmp_path / 'config.yaml').write_text(yaml.safe_dump(saved))
+    assert _resumable(tmp_path, config)
+    assert not _resumable(tmp_path, dataclasses.replace(config, distill_alpha=0.9))
+    assert not _resumable(tmp_path, dataclasses.replace(config, epochs=4))
 
 
 @pytest.mark.slow
@@ -217,6 +234,41 @@ def test_map_similarity_is_one_for_copies_and_zero_for_disjoint_maps():
     assert noise.mean().item() == pytest.approx(0.75, abs=0.01)
     with pytest.raises(ValueError, match=r'expected maps \[B, S, H, W\] or \[B, S, N\] with S >= 2'):
         pairwise_map_similarity(torch.rand(2, 1, 4, 4))
+
+
+VIDEO = textwrap.dedent("""\
+    description: A tiny video study on moving digits.
+    recipe: {dataset: moving_digits, val_split: validation, epochs: 1, batch_size: 16}
+    seeds: [0]
+    groups:
+      pico:
+        twin: vivit_pico_patch4_32_8f
+        runs:
+          vivit_pico_patch4_32_8f: {}
+          tl_vivit_pico_patch4_32_8f_8at2: {}
+          vivit_pico_patch4_32_1f: {}
+    """)
+
+
+@pytest.mark.slow
+def test_a_video_study_measures_token_maps_per_time_step_and_the_speed_of_clips(tmp_path):
+    from tl_models.hub.card import Provenance
+    from tl_models.hub.export import export_model
+    from tl_models.study.tokens import token_map_similarity
+
+    study = load_study(_study(tmp_path, VIDEO))
+    learner_run = study.runs[1]
+    torch.manual_seed(0)
+    model = timm.create_model(learner_run.model, num_classes=40)
+    folder = export_model(model, tmp_path / 'model', Provenance('Random weights for a test.'))
+    similarity = token_map_similarity(folder, study.config(learner_run, data_dir=None, device='cpu'), limit=3)
+    assert set(similarity) == {'token_learners.2'} and 0 < similarity['token_learners.2'] <= 1
+    assert token_map_similarity(folder, study.config(learner_run, data_dir=None, device='cpu'), limit=1) != similarity
+
+    speed = measure_speed(study, None, 'cpu', threads=1, rounds=1, steps=1)
+    assert set(speed['models']) == {'vivit_pico_patch4_32_8f', 'tl_vivit_pico_patch4_32_8f_8at2',
+                                    'vivit_pico_patch4_32_1f'}  # the one-frame model takes its 1-frame clips
+    assert all(speed['models'][name][w] > 0 for name in speed['models'] for w in WORKLOADS)
 
 
 def test_study_command_lists_runs_and_refuses_a_bad_file(tmp_path):

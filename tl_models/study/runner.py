@@ -86,14 +86,22 @@ def _environment(threads: Optional[int]) -> Dict[str, Any]:
 SESSION_SETTINGS = ('output', 'resume', 'data_dir', 'device', 'threads', 'workers')
 
 
+def _as_saved(config: TrainConfig) -> Dict[str, Any]:
+    """``config`` as its saved YAML reads back (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
 def _resumable(run_dir: Path, config: TrainConfig) -> bool:
-    """Whether ``run_dir`` holds a checkpoint of a run started with ``config`` (session settings aside)."""
+    """Whether ``run_dir`` holds a checkpoint of a run started with ``config`` (session settings aside).
+
+    A setting missing from the saved configuration (one added to ``TrainConfig`` after the run began) counts as
+    its default, so upgrading the package does not throw away a half-trained run."""
     saved = run_dir / 'config.yaml'
     if not (run_dir / 'checkpoints' / 'last.safetensors').is_file() or not saved.is_file():
         return False
     before = yaml.safe_load(saved.read_text(encoding='utf-8'))
-    now = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, as YAML gives them back
-    return all(before.get(k) == v for k, v in now.items() if k not in SESSION_SETTINGS)
+    now, defaults = _as_saved(config), _as_saved(TrainConfig())
+    return all(before.get(k, defaults[k]) == v for k, v in now.items() if k not in SESSION_SETTINGS)
 
 
 def _train_run(spec_path: Path, run: RunSpec, settings: StudySettings) -> Dict[str, Any]:

@@ -1,6 +1,6 @@
 """Training and inference speed of every model of a study, measured in one process, interleaved.
 
-Four figures per model, in images per second, at the recipe's batch size:
+Four figures per model, in images (clips, for a study of video models) per second, at the recipe's batch size:
 
 - model-only training: forward, cross-entropy, backward and AdamW step on one fixed batch;
 - end-to-end training: the same step on batches from the study's own data pipeline (preloaded images,
@@ -25,6 +25,7 @@ from ..benchmark.timing import time_interleaved
 from ..benchmark.workloads import make_optimizer
 from ..train.data import build_loader, load_split, preload_split
 from ..train.distributed import Distributed
+from ..train.video import is_video_model
 from .spec import StudySpec
 
 __all__ = ['WORKLOADS', 'measure_speed']
@@ -91,7 +92,8 @@ def measure_speed(
     names = models or list(dict.fromkeys(run.model for run in spec.runs))
     config = spec.config(spec.runs[0], data_dir=data_dir, device=target.type)
     dist = Distributed(target)
-    train_split, eval_split = load_split(config, config.train_split), load_split(config, config.val_split)
+    video = is_video_model(config.model)  # a study's models all take images or all take clips: its data
+    train_split, eval_split = load_split(config, config.train_split, video), load_split(config, config.val_split, video)
     if config.preload:  # decoded once for all models
         train_split, eval_split = preload_split(train_split), preload_split(eval_split)
     num_classes = len(train_split.class_names or []) or 10
@@ -100,8 +102,9 @@ def measure_speed(
         torch.manual_seed(0)
         model = timm.create_model(name, num_classes=num_classes).to(target)
         data_config = resolve_input_data_config(model)
-        train_batches = _endless(build_loader(train_split, data_config, config, is_training=True, dist=dist))
-        eval_batches = _endless(build_loader(eval_split, data_config, config, is_training=False, dist=dist))
+        frames = model.num_frames if video else None
+        train_batches = _endless(build_loader(train_split, data_config, config, True, dist, num_frames=frames))
+        eval_batches = _endless(build_loader(eval_split, data_config, config, False, dist, num_frames=frames))
         fixed = next(train_batches)
         for workload, step in _steps(model, train_batches, eval_batches, fixed).items():
             steps_by_entry[f'{name}|{workload}'] = step

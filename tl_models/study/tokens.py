@@ -2,7 +2,8 @@
 
 For one image, TokenLearner gives S maps ``[S, H, W]`` (where each learned token looks). The similarity of
 an image is the mean cosine similarity over the S (S - 1) / 2 pairs of maps, each flattened to H * W values;
-the model's figure is its mean over the held-out images. 1 means every token pools the same positions with
+the model's figure is its mean over the held-out images (for a video model: over every time step of every
+held-out clip, since its TokenLearner runs per time step). 1 means every token pools the same positions with
 the same weights (collapsed onto one map: S copies of one token); maps on disjoint regions give 0. The
 maps are non-negative, so the similarity of unrelated maps is above 0 (maps of independent uniform noise,
 ``v`` in [0, 1] at each of 64 positions, give about 0.75).
@@ -17,6 +18,7 @@ from timm.data import resolve_input_data_config
 from ..train.config import TrainConfig
 from ..train.data import build_loader, load_split
 from ..train.distributed import Distributed
+from ..train.video import is_video_model
 from ..visualize.maps import find_token_learners, token_learner_maps
 
 __all__ = ['pairwise_map_similarity', 'token_map_similarity']
@@ -45,8 +47,8 @@ def token_map_similarity(model_dir: Path, config: TrainConfig, limit: Optional[i
 
     Args:
         model_dir: A hub-ready model folder (a run's ``model/``).
-        config: The run's configuration (its data and held-out split).
-        limit: Use at most this many images.
+        config: The run's configuration (its model, data and held-out split).
+        limit: Use at most this many images (clips).
 
     Returns:
         TokenLearner module name (``'token_learners.2'``) -> similarity; empty for a model without TokenLearner.
@@ -58,16 +60,20 @@ def token_map_similarity(model_dir: Path, config: TrainConfig, limit: Optional[i
         return {}
     dist = Distributed(torch.device(config.device or ('cuda' if torch.cuda.is_available() else 'cpu')))
     model.to(dist.device)
-    loader = build_loader(load_split(config, config.val_split), resolve_input_data_config(model), config,
-                          is_training=False, dist=dist)
+    video = is_video_model(config.model)
+    loader = build_loader(load_split(config, config.val_split, video), resolve_input_data_config(model), config,
+                          is_training=False, dist=dist, num_frames=model.num_frames if video else None)
     sums: Dict[str, float] = {}
+    counts: Dict[str, int] = {}
     seen = 0
-    for images, _ in loader:
+    for images, _ in loader:  # images [B, 3, H, W] or clips [B, 3, T, H, W]
         if limit is not None:
             images = images[:max(0, limit - seen)]
         if not len(images):
             break
-        for name, maps in token_learner_maps(model, images).items():
-            sums[name] = sums.get(name, 0.0) + float(pairwise_map_similarity(maps).sum())
+        for name, maps in token_learner_maps(model, images).items():  # [B (x T'), S, H, W]
+            similarity = pairwise_map_similarity(maps)
+            sums[name] = sums.get(name, 0.0) + float(similarity.sum())
+            counts[name] = counts.get(name, 0) + len(similarity)
         seen += len(images)
-    return {name: total / max(seen, 1) for name, total in sums.items()}
+    return {name: total / counts[name] for name, total in sums.items()}
