@@ -1,7 +1,8 @@
 """Atomic file output: a file or folder appears complete under its final name, or not at all.
 
 Everything is first written to a temporary sibling (same folder, so the final ``os.replace`` is an
-atomic rename on one file system), flushed to disk, then renamed. On error the temporary is removed.
+atomic rename on one file system), flushed to disk, then renamed. On error the temporary is removed. The final
+file or folder gets the permissions a plain ``open`` or ``mkdir`` would give (the temporaries are private).
 """
 import contextlib
 import json
@@ -18,6 +19,12 @@ from safetensors.torch import save_file
 __all__ = ['atomic_dir', 'atomic_path', 'write_json', 'write_safetensors', 'write_text']
 
 PathLike = Union[str, Path]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(path: Path) -> None:
@@ -41,6 +48,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -67,6 +75,7 @@ def atomic_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
             if item.is_file():
                 with open(item, 'rb') as f:
                     os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folder is private (0700)
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
