@@ -1,14 +1,15 @@
 """Atomic file output: a file or folder appears complete under its final name, or not at all.
 
 Everything is first written to a temporary sibling (same folder, so the final ``os.replace`` is an
-atomic rename on one file system), flushed to disk, then renamed. On error the temporary is removed. The final
-file or folder gets the permissions a plain ``open`` or ``mkdir`` would give (the temporaries are private).
+atomic rename on one file system), flushed to disk, then renamed. On error the temporary is removed. The
+temporary is created as a plain ``open`` or ``mkdir`` would (the umask applies), so the result gets the usual
+permissions.
 """
 import contextlib
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Union
@@ -21,10 +22,9 @@ __all__ = ['atomic_dir', 'atomic_path', 'write_json', 'write_safetensors', 'writ
 PathLike = Union[str, Path]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _temporary_sibling(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` for its temporary."""
+    return path.with_name(f'.{path.name}.{uuid.uuid4().hex}.tmp')
 
 
 def _fsync_dir(path: Path) -> None:
@@ -41,14 +41,12 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yields a temporary path to write; on success it replaces ``path`` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _temporary_sibling(path)
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # not mkstemp: its file is private (0600)
     try:
         yield tmp
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -67,7 +65,8 @@ def atomic_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and not overwrite:
         raise FileExistsError(f'{path} already exists; choose another folder or allow overwriting')
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent))
+    tmp = _temporary_sibling(path)
+    tmp.mkdir()  # not mkdtemp: its folder is private (0700)
     old = path.with_name(f'.{path.name}.old')
     try:
         yield tmp
@@ -75,7 +74,6 @@ def atomic_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
             if item.is_file():
                 with open(item, 'rb') as f:
                     os.fsync(f.fileno())
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folder is private (0700)
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
