@@ -25,7 +25,7 @@ from tl_models.study import (
 )
 from tl_models.study.cards import shipped_folder, write_shipped_cards
 from tl_models.study.plot import pareto_front
-from tl_models.study.report import check_targets, summarise, write_report
+from tl_models.study.report import check_targets, format_table, summarise, write_report
 from tl_models.study.rows import ModelRow
 from tl_models.study.speed import WORKLOADS, measure_speed
 
@@ -202,6 +202,19 @@ def test_targets_are_met_missed_or_open_from_the_rows():
     assert [c.met for c in check_targets(no_speed, {'twin_match': targets['twin_match']})] == [None]
     assert [c.met for c in check_targets(no_speed, {'beat_equal_cost_plain': targets['beat_equal_cost_plain']})] == [
         None]  # no plain ViT of that cost
+
+
+def test_speed_is_counted_in_clips_for_video_models_and_in_images_otherwise():
+    targets = load_study(ROOT / 'configs' / 'study' / 'cifar10.yaml').targets
+    speed = {'train_model': 100.0}
+    for twin, learner, unit in (('vit_nano_patch4_32', 'tl_vit_nano_patch4_32_8at2', 'img/s'),
+                                ('vivit_pico_patch4_32_8f', 'tl_vivit_pico_patch4_32_8f_8at2', 'clips/s')):
+        rows = _with_twin([ModelRow('g', twin, twin, 'twin', [0], [70.0], 10.0, 1.0, speed),
+                           ModelRow('g', learner, learner, 'tokenlearner', [0], [70.0], 5.0, 1.0, speed)])
+        header = format_table(rows).splitlines()[0]
+        assert f'train {unit}, model only' in header and header.count('/s') == 4
+        match = check_targets(rows, {'twin_match': targets['twin_match']})[0]
+        assert f'training {unit}' in match.target and f'training {unit}' in match.measured
 
 
 def test_rows_average_seeds_and_know_their_twin(tmp_path):

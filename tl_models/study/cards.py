@@ -12,7 +12,7 @@ import timm
 
 from ..hub.card import Provenance, model_card
 from ..io import write_json, write_text
-from .rows import ModelRow
+from .rows import SPEED_UNITS, ModelRow, sample_noun
 from .runner import result_path
 from .spec import StudySpec
 
@@ -38,8 +38,9 @@ def _metrics(result: Dict[str, Any], row: ModelRow) -> Dict[str, Any]:
     metrics['GMACs per image'] = round(row.gmacs, 5)
     if row.gmacs_ratio is not None and row.kind != 'twin':
         metrics["GMACs / plain twin's"] = round(row.gmacs_ratio, 3)
-    for workload, name in (('train_model', 'training img/s (model only)'),
-                           ('infer_model', 'inference img/s (model only)')):
+    unit = SPEED_UNITS[sample_noun([row])]
+    for workload, name in (('train_model', f'training {unit} (model only)'),
+                           ('infer_model', f'inference {unit} (model only)')):
         if workload in row.speed:
             metrics[name] = round(row.speed[workload], 1)
             if row.speedup(workload) is not None and row.kind != 'twin':

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ..io import atomic_path
-from .rows import ModelRow
+from .rows import ModelRow, sample_noun
 
 __all__ = ['COST_AXES', 'pareto_front', 'plot_top1_vs_cost']
 
-# Cost axis name -> (axis label, the row's value, whether lower is cheaper).
+# Cost axis name -> (axis label, with {sample} for 'image' or 'clip'; the row's value; whether lower is cheaper).
 COST_AXES = {
-    'gmacs': ('MMACs per image (attention included)', lambda r: r.gmacs * 1e3, True),
-    'train_speed': ('training images/s, model only', lambda r: r.speed.get('train_model'), False),
+    'gmacs': ('MMACs per {sample} (attention included)', lambda r: r.gmacs * 1e3, True),
+    'train_speed': ('training {sample}s/s, model only', lambda r: r.speed.get('train_model'), False),
 }
 
 
@@ -72,7 +72,7 @@ def plot_top1_vs_cost(path: Path, rows: Sequence[ModelRow], axis: str, title: Op
                   label=f'{group}: Pareto front')
     axes.plot([], [], 'ks', label='plain ViT twin (hollow: other plain ViTs)')
     axes.plot([], [], 'ko', label='TokenLearner ViT')
-    axes.set_xlabel(label + ('' if cheaper_is_lower else ' (right: faster)'))
+    axes.set_xlabel(label.format(sample=sample_noun(measured)) + ('' if cheaper_is_lower else ' (right: faster)'))
     axes.set_ylabel('top-1 (%), mean over seeds (bars: 1 std)')
     axes.grid(True, linewidth=0.3)
     axes.legend(fontsize=7, loc='lower right')

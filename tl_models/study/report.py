@@ -16,7 +16,7 @@ import timm
 from ..benchmark.flops import count_gmacs, count_params_m
 from ..io import write_json, write_text
 from .plot import COST_AXES, plot_top1_vs_cost
-from .rows import ModelRow
+from .rows import SPEED_UNITS, ModelRow, sample_noun
 from .spec import StudySpec
 
 _logger = logging.getLogger(__name__)
@@ -89,11 +89,11 @@ def _check_min_top1(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCh
 
 
 def _check_twin_match(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCheck]:
-    checks = []
+    checks, unit = [], SPEED_UNITS[sample_noun(rows)]
     for group in dict.fromkeys(r.group for r in rows):
         twin = next((r for r in rows if r.group == group and r.kind == 'twin'), None)
         target = (f"a TokenLearner variant at <= {spec['max_gmacs_ratio']}x the twin's GMACs and >= "
-                  f"{spec['min_train_speedup']}x its training img/s is within {spec['max_top1_drop']} points of it")
+                  f"{spec['min_train_speedup']}x its training {unit} is within {spec['max_top1_drop']} points of it")
         if twin is None:
             checks.append(TargetCheck(group, target, 'twin not run yet', None))
             continue
@@ -111,7 +111,7 @@ def _check_twin_match(rows: List[ModelRow], spec: Dict[str, Any]) -> List[Target
         best = max(fast or cheap, key=lambda r: r.mean)
         gap = best.mean - twin.mean
         measured = (f'{_fmt(best)} at {best.gmacs_ratio:.2f}x GMACs, {best.speedup("train_model"):.2f}x training '
-                    f'img/s; twin {_fmt(twin)}; difference {gap:+.2f}')
+                    f'{unit}; twin {_fmt(twin)}; difference {gap:+.2f}')
         checks.append(TargetCheck(group, target, measured, bool(fast) and gap >= -spec['max_top1_drop']))
     return checks
 
@@ -158,10 +158,12 @@ def _speed_cell(row: ModelRow, workload: str) -> str:
 
 
 def format_table(rows: List[ModelRow]) -> str:
-    """The study's table in Markdown: top-1 over seeds, cost, speed (with ratios to the twin), token similarity."""
-    lines = ['| group | model | kind | seeds | top-1 % mean +- std (min-max) | MMACs (x twin) | params (M) | '
-             'train img/s, model only | train img/s, end to end | infer img/s, model only | '
-             'infer img/s, end to end | token map similarity |',
+    """The study's table in Markdown: top-1 over seeds, cost, speed (with ratios to the twin), token similarity;
+    speed in clips/s for video models."""
+    unit = SPEED_UNITS[sample_noun(rows)]
+    lines = [f'| group | model | kind | seeds | top-1 % mean +- std (min-max) | MMACs (x twin) | params (M) | '
+             f'train {unit}, model only | train {unit}, end to end | infer {unit}, model only | '
+             f'infer {unit}, end to end | token map similarity |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in rows:
         spread = f' +- {row.std:.2f} ({min(row.top1):.2f}-{max(row.top1):.2f})' if row.std is not None else ''

@@ -1,9 +1,14 @@
 """One row of a study's report: a run name of a group over its seeds, with its cost and speed."""
 import dataclasses
 import statistics
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
-__all__ = ['ModelRow']
+from ..train.video import is_video_model
+
+__all__ = ['SPEED_UNITS', 'ModelRow', 'sample_noun']
+
+# What a study's speed is counted in, by the kind of sample its models take.
+SPEED_UNITS = {'image': 'img/s', 'clip': 'clips/s'}
 
 
 @dataclasses.dataclass
@@ -13,7 +18,7 @@ class ModelRow:
     Attributes:
         kind: 'twin' (the group's plain twin), 'plain' (another plain ViT) or 'tokenlearner'.
         top1: Held-out top-1 of each finished seed, in seed order (percent).
-        speed: Images/s per workload (see :mod:`.speed`), if measured.
+        speed: Images (clips, for a video model) per second per workload (see :mod:`.speed`), if measured.
         token_similarity: Mean pairwise cosine similarity of the token maps, averaged over seeds and over the
             model's TokenLearner modules (None without TokenLearner).
     """
@@ -44,7 +49,12 @@ class ModelRow:
         return self.gmacs / self.twin_gmacs if self.twin_gmacs else None
 
     def speedup(self, workload: str) -> Optional[float]:
-        """This model's img/s over its twin's for ``workload`` (None if either was not measured)."""
+        """This model's samples/s over its twin's for ``workload`` (None if either was not measured)."""
         if workload in self.speed and self.twin_speed.get(workload):
             return self.speed[workload] / self.twin_speed[workload]
         return None
+
+
+def sample_noun(rows: Sequence[ModelRow]) -> str:
+    """'clip' for a study of video models, else 'image' (a study's models all take clips or all take images)."""
+    return 'clip' if any(is_video_model(row.model) for row in rows) else 'image'
