@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -105,4 +106,6 @@ def write_safetensors(
     tensors = {k: (v.detach().clone() if storage[v.untyped_storage().data_ptr()] > 1 else v.detach()).contiguous()
                for k, v in tensors.items()}
     with atomic_path(path) as tmp:
+        mode = stat.S_IMODE(os.stat(tmp).st_mode)  # the usual mode: atomic_path created it through the umask
         save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, mode)  # safetensors (0.8) replaces the file with a private (0600) one of its own
