@@ -44,8 +44,10 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # not mkstemp: its file is private (0600)
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)  # the usual mode: created through the umask
     try:
         yield tmp
+        os.chmod(tmp, mode)  # a writer may have replaced the file (safetensors 0.8 writes a private one of its own)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -106,6 +108,4 @@ def write_safetensors(
     tensors = {k: (v.detach().clone() if storage[v.untyped_storage().data_ptr()] > 1 else v.detach()).contiguous()
                for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        mode = stat.S_IMODE(os.stat(tmp).st_mode)  # the usual mode: atomic_path created it through the umask
         save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, mode)  # safetensors (0.8) replaces the file with a private (0600) one of its own

@@ -12,7 +12,7 @@ import timm
 
 from ..hub.card import Provenance, model_card
 from ..io import write_json, write_text
-from .rows import SPEED_UNITS, ModelRow, sample_noun
+from .rows import ModelRow, speed_unit
 from .runner import result_path
 from .spec import StudySpec
 
@@ -38,7 +38,7 @@ def _metrics(result: Dict[str, Any], row: ModelRow) -> Dict[str, Any]:
     metrics['GMACs per image'] = round(row.gmacs, 5)
     if row.gmacs_ratio is not None and row.kind != 'twin':
         metrics["GMACs / plain twin's"] = round(row.gmacs_ratio, 3)
-    unit = SPEED_UNITS[sample_noun([row])]
+    unit = speed_unit([row])
     for workload, name in (('train_model', f'training {unit} (model only)'),
                            ('infer_model', f'inference {unit} (model only)')):
         if workload in row.speed:

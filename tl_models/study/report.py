@@ -16,7 +16,7 @@ import timm
 from ..benchmark.flops import count_gmacs, count_params_m
 from ..io import write_json, write_text
 from .plot import COST_AXES, plot_top1_vs_cost
-from .rows import SPEED_UNITS, ModelRow, sample_noun
+from .rows import ModelRow, speed_unit
 from .spec import StudySpec
 
 _logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _check_min_top1(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCh
 
 
 def _check_twin_match(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCheck]:
-    checks, unit = [], SPEED_UNITS[sample_noun(rows)]
+    checks, unit = [], speed_unit(rows)
     for group in dict.fromkeys(r.group for r in rows):
         twin = next((r for r in rows if r.group == group and r.kind == 'twin'), None)
         target = (f"a TokenLearner variant at <= {spec['max_gmacs_ratio']}x the twin's GMACs and >= "
@@ -160,7 +160,7 @@ def _speed_cell(row: ModelRow, workload: str) -> str:
 def format_table(rows: List[ModelRow]) -> str:
     """The study's table in Markdown: top-1 over seeds, cost, speed (with ratios to the twin), token similarity;
     speed in clips/s for video models."""
-    unit = SPEED_UNITS[sample_noun(rows)]
+    unit = speed_unit(rows)
     lines = [f'| group | model | kind | seeds | top-1 % mean +- std (min-max) | MMACs (x twin) | params (M) | '
              f'train {unit}, model only | train {unit}, end to end | infer {unit}, model only | '
              f'infer {unit}, end to end | token map similarity |',

@@ -5,10 +5,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..train.video import is_video_model
 
-__all__ = ['SPEED_UNITS', 'ModelRow', 'sample_noun']
-
-# What a study's speed is counted in, by the kind of sample its models take.
-SPEED_UNITS = {'image': 'img/s', 'clip': 'clips/s'}
+__all__ = ['ModelRow', 'sample_noun', 'speed_unit']
 
 
 @dataclasses.dataclass
@@ -58,3 +55,8 @@ class ModelRow:
 def sample_noun(rows: Sequence[ModelRow]) -> str:
     """'clip' for a study of video models, else 'image' (a study's models all take clips or all take images)."""
     return 'clip' if any(is_video_model(row.model) for row in rows) else 'image'
+
+
+def speed_unit(rows: Sequence[ModelRow]) -> str:
+    """What the study's speed is counted in: 'clips/s' for video models, else 'img/s'."""
+    return 'clips/s' if sample_noun(rows) == 'clip' else 'img/s'
