@@ -16,6 +16,7 @@ from tl_models.registry import builtin_config_dir, get_variant, list_plain_varia
 from tl_models.study.cards import shipped_folder
 from tl_models.study.runner import result_path
 from tl_models.study.spec import load_study
+from tl_models.train.validate import load_eval_model
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_FILES = sorted((REPO / 'configs' / 'study').glob('*.yaml'))
@@ -105,3 +106,12 @@ def test_shipped_weights_start_fine_tuning_on_other_classes(name, tag, fields):
     assert model.get_classifier().out_features == 3
     body = {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}
     assert body and all(torch.equal(v, trained[k]) for k, v in body.items())
+
+
+@pytest.mark.parametrize('name, tag, fields', FILE_TAGS[:1], ids=TAG_IDS[:1])
+def test_validate_loads_a_tag_only_with_pretrained_and_says_so(name, tag, fields):
+    trained, description = load_eval_model(f'{name}.{tag}', pretrained=True)
+    assert description == f'{name}.{tag}'
+    untrained, description = load_eval_model(f'{name}.{tag}')
+    assert 'random weights' in description and '--pretrained' in description
+    assert not torch.equal(trained.head.weight, untrained.head.weight)

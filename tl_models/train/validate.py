@@ -26,7 +26,8 @@ def load_eval_model(source: str, pretrained: bool = False, use_ema: bool = False
 
     Args:
         source: A run folder, a training checkpoint (.safetensors), ``hf-hub:``/``local-dir:`` or a model name.
-        pretrained: For model names: load the pretrained tag's weights (else random weights).
+        pretrained: For model names: load the pretrained tag's weights (else random weights, which the
+            description says).
         use_ema: For checkpoints: evaluate the EMA weights.
     """
     path = Path(source)
@@ -36,7 +37,9 @@ def load_eval_model(source: str, pretrained: bool = False, use_ema: bool = False
         return model_from_checkpoint(path, use_ema=use_ema), f'checkpoint {path}' + (' (EMA)' if use_ema else '')
     check_model_name(source)
     from_source = timm.models.parse_model_name(source)[0] is not None
-    return timm.create_model(source, pretrained=pretrained or from_source), source
+    if pretrained or from_source:
+        return timm.create_model(source, pretrained=True), source
+    return timm.create_model(source), f"{source} (random weights: --pretrained loads the tag's)"
 
 
 def validate(source: str, config: TrainConfig, pretrained: bool = False, use_ema: bool = False) -> Dict[str, Any]:
