@@ -81,6 +81,8 @@ class TrainConfig:
     warmup_epochs: int = _field(3, 'linear warm-up epochs')
     weight_decay: float = _field(0.05, 'decoupled weight decay (not on norms, biases, embeddings)')
     layer_decay: Optional[float] = _field(None, 'layer-wise learning-rate decay, e.g. 0.75')
+    tokenlearner_lr_scale: float = _field(1.0, "the TokenLearner and TokenFuser layers' learning rate as a multiple "
+                                          "of the rest of the model's")
     clip_grad: Optional[float] = _field(None, 'clip the gradient norm to this value')
     smoothing: float = _field(0.1, 'label smoothing')
     mixup: float = _field(0.0, 'mixup alpha (0 = off)')
@@ -127,6 +129,9 @@ class TrainConfig:
         for name in ('clip_frames', 'clip_stride'):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise TrainConfigError(f"'{name}' expects a positive number of frames, got {getattr(self, name)}")
+        if self.tokenlearner_lr_scale <= 0:
+            raise TrainConfigError(
+                f"'tokenlearner_lr_scale' expects a positive multiple, got {self.tokenlearner_lr_scale}")
         if self.threads is not None and self.threads < 1:
             raise TrainConfigError(f"'threads' expects a positive number, got {self.threads}")
 

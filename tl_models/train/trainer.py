@@ -25,7 +25,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import timm
-import timm.optim
 import timm.scheduler
 import torch
 import torch.nn as nn
@@ -49,6 +48,7 @@ from .distill import (
 from .distributed import Distributed
 from .engine import evaluate, train_one_epoch
 from .memory import InMemoryBatches
+from .optim import TOKENLEARNER_PREFIXES, create_optimizer
 from .video import check_video_options, is_video_model
 
 __all__ = ['train']
@@ -107,7 +107,7 @@ def _freeze_backbone(model: nn.Module) -> None:
     """Leaves only the TokenLearner/TokenFuser modules and the head (fc_norm + classifier) trainable."""
     if not hasattr(model, 'token_learners'):
         raise TrainConfigError(f'--freeze-backbone needs a TokenLearner model, {type(model).__name__} has none')
-    trainable = ('token_learners.', 'token_fusers.', 'fc_norm.', 'head.')
+    trainable = (*TOKENLEARNER_PREFIXES, 'fc_norm.', 'head.')
     for name, param in model.named_parameters():
         param.requires_grad_(name.startswith(trainable))
 
@@ -211,8 +211,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     num_frames = model.num_frames if video else None
     train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist, num_frames=num_frames)
     val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist, num_frames=num_frames)
-    optimizer = timm.optim.create_optimizer_v2(model, opt=config.opt, lr=config.lr, weight_decay=config.weight_decay,
-                                               layer_decay=config.layer_decay)
+    optimizer = create_optimizer(model, config)
     scheduler, _ = timm.scheduler.create_scheduler_v2(
         optimizer, sched='cosine', num_epochs=config.epochs, warmup_epochs=config.warmup_epochs,
         min_lr=config.min_lr, step_on_epochs=False, updates_per_epoch=len(train_loader))
