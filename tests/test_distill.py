@@ -111,6 +111,44 @@ def test_student_that_does_not_fit_keeps_its_own_initialisation(teacher_run):
     assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
 
 
+def test_video_student_starts_from_its_plain_video_twins_weights():
+    teacher = timm.create_model('vivit_pico_patch4_32_8f', num_classes=40).eval()
+    student = timm.create_model('tl_vivit_pico_patch4_32_8f_8at2', num_classes=40).eval()
+    message = init_student_from_teacher(student, teacher)
+    assert message == "the student starts from the teacher's weights (new: token_learners)"
+    teacher_state = teacher.state_dict()
+    assert all(torch.equal(v, teacher_state[k]) for k, v in student.state_dict().items()
+               if not k.startswith('token_learners.'))
+    clips = torch.randn(2, 3, 8, 32, 32)
+    assert torch.allclose(student.forward_intermediates(clips, indices=[1], intermediates_only=True)[0],
+                          teacher.forward_intermediates(clips, indices=[1], intermediates_only=True)[0], atol=1e-6)
+
+
+STUDENT_MEAN_STD = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+TEACHER_MEAN_STD = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+
+@pytest.mark.parametrize('teacher_name, student_name, shape', [
+    (TEACHER, STUDENT, (2, 3, 32, 32)),
+    ('vivit_pico_patch4_32_8f', 'tl_vivit_pico_patch4_32_8f_8at2', (2, 3, 8, 32, 32)),
+], ids=['images', 'clips'])
+def test_teacher_sees_the_images_normalised_its_own_way(teacher_name, student_name, shape):
+    teacher = timm.create_model(teacher_name, num_classes=10, pretrained_cfg_overlay=TEACHER_MEAN_STD).eval()
+    student = timm.create_model(student_name, num_classes=10, pretrained_cfg_overlay=STUDENT_MEAN_STD).eval()
+    inputs = torch.randn(shape)  # normalised the student's way
+    per_channel = (1, 3) + (1,) * (len(shape) - 2)
+    pixels = inputs * torch.tensor(STUDENT_MEAN_STD['std']).view(per_channel) + \
+        torch.tensor(STUDENT_MEAN_STD['mean']).view(per_channel)
+    teacher_inputs = (pixels - torch.tensor(TEACHER_MEAN_STD['mean']).view(per_channel)) / \
+        torch.tensor(TEACHER_MEAN_STD['std']).view(per_channel)
+    loss = DistillationLoss(teacher, student, F.cross_entropy, alpha=1.0, temperature=1.0)
+    with torch.no_grad():
+        logits = student(inputs)
+        expected = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(teacher(teacher_inputs), -1),
+                            reduction='batchmean', log_target=True)
+        assert torch.allclose(loss(logits, inputs, torch.zeros(2, dtype=torch.long)), expected, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_distillation_run_reports_the_teacher_and_its_cost(teacher_run, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger='tl_models.train')

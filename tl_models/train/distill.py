@@ -24,7 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import resolve_input_data_config
 
+from ..models import TokenLearnerVideoTransformer
 from ..models.adapt import CheckpointMismatchError, checkpoint_filter_fn
+from ..models.adapt_video import video_checkpoint_filter_fn
 from .config import TrainConfig, TrainConfigError, check_model_name
 
 __all__ = ['DistillationLoss', 'StudentWithFeatures', 'describe_distillation', 'init_student_from_teacher',
@@ -73,14 +75,17 @@ def load_teacher(config: TrainConfig, device: torch.device) -> nn.Module:
 
 
 def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> str:
-    """Loads the teacher's weights into the student where they fit, through the TokenLearner ViT's backbone
-    transfer (:func:`~tl_models.models.adapt.checkpoint_filter_fn`; the classifier too, the class counts being
+    """Loads the teacher's weights into the student where they fit, through the TokenLearner models' backbone
+    transfer (:func:`~tl_models.models.adapt.checkpoint_filter_fn`, for a video student
+    :func:`~tl_models.models.adapt_video.video_checkpoint_filter_fn`; the classifier too, the class counts being
     equal). Returns a sentence saying what the student starts from; the student is untouched if they do not fit.
     """
     state = teacher.state_dict()
+    video = isinstance(student, TokenLearnerVideoTransformer)
+    filter_fn = video_checkpoint_filter_fn if video else checkpoint_filter_fn
     try:
         if hasattr(student, 'token_learners'):
-            state = checkpoint_filter_fn(state, student, checkpoint_classes=teacher.num_classes, source='the teacher')
+            state = filter_fn(state, student, checkpoint_classes=teacher.num_classes, source='the teacher')
         reason = _misfit(state, student.state_dict())
     except CheckpointMismatchError as e:
         reason = str(e).strip().splitlines()[0]
@@ -120,8 +125,8 @@ class StudentWithFeatures(nn.Module):
 
 
 def _input_transform(student: nn.Module, teacher: nn.Module) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """(scale, shift) per channel turning the student's normalised inputs into the teacher's, or None if the
-    two normalise alike. Different input sizes are an error: both models see the same images."""
+    """(scale, shift), each ``[3]``, per channel turning the student's normalised inputs into the teacher's, or
+    None if the two normalise alike. Different input sizes are an error: both models see the same images."""
     own, other = resolve_input_data_config(student), resolve_input_data_config(teacher)
     if tuple(own['input_size']) != tuple(other['input_size']):
         raise TrainConfigError(
@@ -131,7 +136,7 @@ def _input_transform(student: nn.Module, teacher: nn.Module) -> Optional[Tuple[t
         return None
     mean, std = torch.tensor(own['mean']), torch.tensor(own['std'])
     t_mean, t_std = torch.tensor(other['mean']), torch.tensor(other['std'])
-    return (std / t_std).view(1, -1, 1, 1), ((mean - t_mean) / t_std).view(1, -1, 1, 1)
+    return std / t_std, (mean - t_mean) / t_std
 
 
 class DistillationLoss(nn.Module):
@@ -180,10 +185,12 @@ class DistillationLoss(nn.Module):
 
     @torch.no_grad()
     def teacher_outputs(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Teacher logits ``[B, C]`` and pooled pre-logits features ``[B, D]`` for ``inputs`` ``[B, 3, H, W]``."""
+        """Teacher logits ``[B, C]`` and pooled pre-logits features ``[B, D]`` for ``inputs`` ``[B, 3, H, W]``
+        (clips: ``[B, 3, T, H, W]``)."""
         start = time.perf_counter()
         if self.input_transform is not None:
-            scale, shift = (t.to(inputs.device, inputs.dtype) for t in self.input_transform)
+            per_channel = (1, -1) + (1,) * (inputs.ndim - 2)  # [1, 3, 1, 1] (clips: [1, 3, 1, 1, 1])
+            scale, shift = (t.to(inputs.device, inputs.dtype).view(per_channel) for t in self.input_transform)
             inputs = inputs * scale + shift
         features = self.teacher.forward_features(inputs)
         logits, pooled = self.teacher.forward_head(features), self.teacher.forward_head(features, pre_logits=True)
@@ -199,7 +206,8 @@ class DistillationLoss(nn.Module):
 
     def forward(self, outputs: Outputs, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss of the student's ``outputs`` (logits ``[B, C]``, or (logits, features ``[B, D]``) with the
-        feature loss) on ``inputs`` ``[B, 3, H, W]`` with ``targets`` (class indices or mixed soft labels)."""
+        feature loss) on ``inputs`` ``[B, 3, H, W]`` (clips: ``[B, 3, T, H, W]``) with ``targets`` (class indices
+        or mixed soft labels)."""
         logits, features = outputs if isinstance(outputs, tuple) else (outputs, None)
         loss = logits.new_zeros((), dtype=torch.float32)
         if self.alpha < 1:
