@@ -1,5 +1,6 @@
 """Video data and training: the moving-digits task, clip sampling, clip folders, runs, resume, DDP, bad input."""
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -108,9 +109,11 @@ def test_clip_sampling_takes_a_random_stretch_in_training_and_the_centre_in_eval
 # --- runs ----------------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_one_epoch_on_moving_digits_exports_a_model_that_validates_the_same(tmp_path, few_clips):
+def test_one_epoch_on_moving_digits_exports_a_model_that_validates_the_same(tmp_path, few_clips, caplog):
+    caplog.set_level(logging.INFO, logger='tl_models.train')
     run = tmp_path / 'run'
     summary = train(TrainConfig(output=str(run), **dict(QUICK, epochs=1, warmup_epochs=0)))
+    assert any('(40 classes, 128 train / 64 held-out clips)' in r.getMessage() for r in caplog.records)
     assert summary['model'] == MODEL and summary['dataset'] == 'moving_digits' and summary['num_classes'] == 40
     assert summary['epochs'] == 1 and summary['optimizer_steps'] == 128 // 32 and 0 <= summary['best_top1'] <= 100
     model = timm.create_model(f"local-dir:{run / 'model'}", pretrained=True)

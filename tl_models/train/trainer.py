@@ -247,9 +247,10 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
 
     if dist.is_main:
         trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-        _logger.info('training %s on %s (%d classes, %d train / %d held-out images), %d trainable parameters, '
+        _logger.info('training %s on %s (%d classes, %d train / %d held-out %s), %d trainable parameters, '
                      'on %d process(es) (%s); writing to %s', model_name, train_split.description, num_classes,
-                     len(train_split.dataset), len(val_split.dataset), trainable, dist.world_size, dist.device, output)
+                     len(train_split.dataset), len(val_split.dataset), 'clips' if video else 'images', trainable,
+                     dist.world_size, dist.device, output)
 
     val_share = _eval_share(len(val_split.dataset), dist)
     last_epoch = min(config.epochs, config.stop_after_epoch or config.epochs)
