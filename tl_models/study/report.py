@@ -79,10 +79,14 @@ def _fmt(row: ModelRow) -> str:
     return f'{row.run} {row.mean:.2f}{spread} % (n={len(row.top1)})'
 
 
-def _claimable(rows: List[ModelRow], group: str) -> List[ModelRow]:
+def _twin(rows: List[ModelRow], group: str) -> Optional[ModelRow]:
+    return next((r for r in rows if r.group == group and r.kind == 'twin'), None)
+
+
+def _claimable(rows: List[ModelRow], group: str, twin: Optional[ModelRow]) -> List[ModelRow]:
     """The TokenLearner variants of ``group`` that a claim may rest on: those with at least as many finished seeds as
-    the group's twin (all of them while the twin has none)."""
-    twin_seeds = max((len(r.top1) for r in rows if r.group == group and r.kind == 'twin'), default=0)
+    its ``twin`` (all of them while it has none)."""
+    twin_seeds = len(twin.top1) if twin is not None else 0
     return [r for r in rows if r.group == group and r.kind == 'tokenlearner' and len(r.top1) >= twin_seeds]
 
 
@@ -98,14 +102,14 @@ def _check_min_top1(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCh
 def _check_twin_match(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCheck]:
     checks, unit = [], speed_unit(rows)
     for group in dict.fromkeys(r.group for r in rows):
-        twin = next((r for r in rows if r.group == group and r.kind == 'twin'), None)
+        twin = _twin(rows, group)
         target = (f"a TokenLearner variant with as many seeds as the twin, at <= {spec['max_gmacs_ratio']}x the "
                   f"twin's GMACs and >= {spec['min_train_speedup']}x its training {unit}, is within "
                   f"{spec['max_top1_drop']} points of it")
         if twin is None:
             checks.append(TargetCheck(group, target, 'twin not run yet', None))
             continue
-        cheap = [r for r in _claimable(rows, group) if r.gmacs_ratio <= spec['max_gmacs_ratio']]
+        cheap = [r for r in _claimable(rows, group, twin) if r.gmacs_ratio <= spec['max_gmacs_ratio']]
         fast = [r for r in cheap if (r.speedup('train_model') or 0) >= spec['min_train_speedup']]
         if not cheap:
             checks.append(TargetCheck(group, target, 'no TokenLearner variant at that cost with as many seeds as the '
@@ -127,7 +131,7 @@ def _check_twin_match(rows: List[ModelRow], spec: Dict[str, Any]) -> List[Target
 def _check_beat_plain(rows: List[ModelRow], spec: Dict[str, Any]) -> List[TargetCheck]:
     checks = []
     for group in dict.fromkeys(r.group for r in rows):
-        learners = _claimable(rows, group)
+        learners = _claimable(rows, group, _twin(rows, group))
         target = (f"the best TokenLearner variant with as many seeds as the twin beats the plain ViTs of equal (within "
                   f"{spec['cost_tolerance']:.0%}) or higher GMACs, twin aside, by >= {spec['margin']} points")
         if not learners:
