@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--jobs', type=int, default=1, help='runs trained at the same time (default 1)')
     parser.add_argument('--threads', type=int, default=None, help='CPU threads per run (default: torch\'s choice)')
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda if available)")
+    parser.add_argument('--pretrained-file', default=None, metavar='FILE',
+                        help="weights for the runs that start pretrained (e.g. a converted backbone's "
+                             'model.safetensors), instead of their model\'s default tag')
     parser.add_argument('--list', action='store_true', help='list the runs done and left, and stop')
     add_variants_option(parser)
     parser.add_argument('--no-train', action='store_true', help='train nothing; measure (--speed) and report')
@@ -63,7 +66,8 @@ def main(argv=None) -> int:
         return 2
     results = args.results or Path('results') / spec.name
     settings = StudySettings(args.data_dir, results, args.runs_dir or Path('runs') / 'study' / spec.name,
-                             args.weights_dir, args.device, args.jobs, args.threads, tuple(args.variants))
+                             args.weights_dir, args.device, args.jobs, args.threads, tuple(args.variants),
+                             args.pretrained_file)
 
     def selected(run) -> bool:
         return ((args.only is None or any(fnmatch.fnmatchcase(f'{run.group}/{run.name}', p) for p in args.only))

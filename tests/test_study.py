@@ -171,6 +171,31 @@ def test_parallel_jobs_give_the_results_of_one_at_a_time(tmp_path):
         assert a['top1'] == b['top1'] and a['history'][0]['train_loss'] == b['history'][0]['train_loss']
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('jobs', [1, 2])
+def test_a_distilled_run_waits_for_its_teacher_and_reads_its_run_folder(tmp_path, jobs):
+    text = TINY.replace('tl_vit_pico_patch4_16_8at2: {ship: digits, seeds: [0, 1]}',  # the student comes first
+                        'distilled: {model: tl_vit_pico_patch4_16_8at2, teacher: teacher}\n'
+                        '      teacher: {model: tl_vit_pico_patch4_16_8at2}')
+    text = text.replace('small/tl_vit_pico_patch4_16_8at2', 'small/distilled')
+    study = load_study(_study(tmp_path, text))
+    settings = _settings(tmp_path, jobs=jobs)
+    lines = []
+    run_study(study, settings, pending_runs(study, settings.results_dir), report=lines.append)
+    finished = [line.split(':')[0] for line in lines if line.startswith('finished')]
+    assert finished.index('finished small/teacher-seed0') < finished.index('finished small/distilled-seed0')
+    student = json.loads(result_path(settings.results_dir, study.runs[1]).read_text())
+    assert student['run'] == 'distilled'
+    assert student['config']['distill_from'] == str(settings.runs_dir / 'small' / 'teacher-seed0')
+    assert student['summary']['teacher'] == student['config']['distill_from']
+
+
+def test_a_teacher_must_be_another_run_of_the_group_with_seed_0(tmp_path):
+    text = TINY.replace("{ship: digits, seeds: [0, 1]}", "{teacher: nobody}")
+    with pytest.raises(StudyConfigError, match=r"teacher': expected another run of group 'small' with seed 0"):
+        load_study(_study(tmp_path, text))
+
+
 def _row(run, kind, top1, gmacs, speed=None, group='g') -> ModelRow:
     return ModelRow(group, run, run, kind, list(range(len(top1))), top1, gmacs, 1.0, speed or {})
 

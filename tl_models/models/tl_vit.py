@@ -236,11 +236,14 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             grid: Tuple[int, int],
             take_indices: List[int],
             last_index: int,
+            first_index: int = 0,
     ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        """Runs blocks ``0 .. last_index`` on ``[B, P+N, C]``; returns the output and those of ``take_indices``."""
+        """Runs blocks ``first_index .. last_index`` on ``[B, P+N, C]`` (the tokens entering block ``first_index``,
+        which must come before the TokenLearner or have TokenFuser); returns the output and those of
+        ``take_indices``."""
         intermediates: List[torch.Tensor] = []
         for i, blk in enumerate(self.blocks):
-            if i <= last_index:
+            if first_index <= i <= last_index:
                 residual = x
                 learns = i == self.tokenlearner_loc or (self.use_tokenfuse and i > self.tokenlearner_loc)
                 standardized: Optional[torch.Tensor] = None
@@ -262,6 +265,18 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         """Images ``[B, 3, H_img, W_img]`` -> normalised tokens ``[B, P+S, C]`` (``[B, P+N, C]`` with TokenFuser)."""
         x, grid = self._embed(x)
         x, _ = self._forward_blocks(x, grid, [], len(self.blocks) - 1)
+        return self.norm(x)
+
+    def forward_features_from(self, x: torch.Tensor, block_index: int) -> torch.Tensor:
+        """The tokens entering block ``block_index``, ``[B, P+N, C]`` (the output of block ``block_index - 1``), ->
+        normalised tokens, as :meth:`forward_features` continues from there; for training on cached outputs of
+        frozen early blocks. ``block_index`` may not come after the TokenLearner of a model without TokenFuser:
+        its input there holds learned tokens, not the patch grid."""
+        if not 0 <= block_index <= self.num_spatial_blocks:
+            raise ValueError(f'block_index must be in 0..{self.num_spatial_blocks} (blocks taking the patch grid), '
+                             f'got {block_index}')
+        grid = (self.patch_embed.grid_size[0], self.patch_embed.grid_size[1])
+        x, _ = self._forward_blocks(x, grid, [], len(self.blocks) - 1, first_index=block_index)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

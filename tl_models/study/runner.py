@@ -48,6 +48,8 @@ class StudySettings:
         jobs: Runs trained at the same time (each in its own process).
         threads: CPU threads per run (default: torch's choice; with several jobs, give each a share).
         variants: Variant YAML files of your own, registered in every process that trains.
+        pretrained_file: A weight file for the runs that start from pretrained weights (e.g. a converted backbone),
+            instead of their model's default tag.
     """
     data_dir: Optional[str]
     results_dir: Path
@@ -57,6 +59,16 @@ class StudySettings:
     jobs: int = 1
     threads: Optional[int] = None
     variants: Tuple[str, ...] = ()
+    pretrained_file: Optional[str] = None
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the runs keep cached block outputs (``--cache-frozen``), shared between them."""
+        return self.runs_dir / 'feature_cache'
+
+    def run_dir(self, group: str, key: str) -> Path:
+        """The run folder of the run ``key`` (``<name>-seed<k>``) of ``group``."""
+        return self.runs_dir / group / key
 
 
 def result_path(results_dir: Path, run: RunSpec) -> Path:
@@ -83,7 +95,7 @@ def _environment(threads: Optional[int]) -> Dict[str, Any]:
 
 
 # Settings that may differ between a run's sessions without changing what it trains.
-SESSION_SETTINGS = ('output', 'resume', 'data_dir', 'device', 'threads', 'workers')
+SESSION_SETTINGS = ('output', 'resume', 'data_dir', 'device', 'threads', 'workers', 'cache_dir')
 
 
 def _as_saved(config: TrainConfig) -> Dict[str, Any]:
@@ -104,12 +116,25 @@ def _resumable(run_dir: Path, config: TrainConfig) -> bool:
     return all(before.get(k, defaults[k]) == v for k, v in now.items() if k not in SESSION_SETTINGS)
 
 
+def _run_config(spec: StudySpec, run: RunSpec, settings: StudySettings) -> TrainConfig:
+    """The training configuration of ``run`` with the command line's settings: data, device, threads, the shared
+    feature cache, the teacher's run folder, and the pretrained weight file."""
+    config = spec.config(run, data_dir=settings.data_dir, device=settings.device, threads=settings.threads,
+                         cache_dir=str(settings.cache_dir))
+    if run.teacher is not None:
+        config = dataclasses.replace(config, distill_from=str(settings.run_dir(run.group, run.teacher_key)))
+    if settings.pretrained_file is not None and config.pretrained:
+        overlay = dict(config.model_kwargs.get('pretrained_cfg_overlay') or {}, file=str(settings.pretrained_file))
+        config = dataclasses.replace(config, model_kwargs=dict(config.model_kwargs, pretrained_cfg_overlay=overlay))
+    return config
+
+
 def _train_run(spec_path: Path, run: RunSpec, settings: StudySettings) -> Dict[str, Any]:
     """Trains one run (resuming its folder if it holds a checkpoint of the same configuration) and writes its
     result file; in a worker."""
     spec = load_study(spec_path)
-    run_dir = settings.runs_dir / run.group / run.key
-    config = spec.config(run, data_dir=settings.data_dir, device=settings.device, threads=settings.threads)
+    run_dir = settings.run_dir(run.group, run.key)
+    config = _run_config(spec, run, settings)
     resume = _resumable(run_dir, config)
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # stopped before its first checkpoint, or another configuration: start afresh
@@ -172,9 +197,18 @@ def run_study(spec: StudySpec, settings: StudySettings, runs: List[RunSpec],
             report(f"finished {run.group}/{run.key}: top-1 {result['top1']:.2f}% on {result['held_out']} "
                    f"({result['summary']['seconds'] / 60:.1f} min)")
 
+    waiting = list(runs)
+
+    def ready() -> List[RunSpec]:
+        """The waiting runs whose teacher (if any) has finished."""
+        return [r for r in waiting if r.teacher is None or result_path(settings.results_dir, dataclasses.replace(
+            r, name=r.teacher, seed=0, teacher=None)).is_file()]
+
     if settings.jobs == 1:
         _worker_init(settings.threads, settings.variants)
-        for run in runs:
+        while ready():
+            run = ready()[0]
+            waiting.remove(run)
             report(f'started  {run.group}/{run.key}')
             try:
                 done(run, _train_run(spec.path, run, settings), None)
@@ -184,15 +218,22 @@ def run_study(spec: StudySpec, settings: StudySettings, runs: List[RunSpec],
         context = multiprocessing.get_context('spawn')
         with concurrent.futures.ProcessPoolExecutor(settings.jobs, mp_context=context, initializer=_worker_init,
                                                     initargs=(settings.threads, settings.variants)) as pool:
-            futures = {}
-            for run in runs:
-                futures[pool.submit(_train_run, spec.path, run, settings)] = run
-            for future in concurrent.futures.as_completed(futures):
-                run = futures[future]
-                try:
-                    done(run, future.result(), None)
-                except Exception as e:  # reported, then raised after the other runs
-                    done(run, None, e)
+            futures: Dict[concurrent.futures.Future, RunSpec] = {}
+            while True:
+                for run in ready()[:settings.jobs - len(futures)]:
+                    waiting.remove(run)
+                    futures[pool.submit(_train_run, spec.path, run, settings)] = run
+                if not futures:
+                    break
+                finished, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    run = futures.pop(future)
+                    try:
+                        done(run, future.result(), None)
+                    except Exception as e:  # reported, then raised after the other runs
+                        done(run, None, e)
+    for run in waiting:
+        report(f'skipped  {run.group}/{run.key}: its teacher {run.group}/{run.teacher_key} has no result')
     if failures:
         raise failures[0]
     return results

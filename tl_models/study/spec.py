@@ -16,6 +16,7 @@ A study YAML file reads::
           tl_vit_nano_patch4_32_8at2: {ship: cifar10}       # seed 0's weights become the tag 'cifar10'
           tl_vit_nano_patch4_32_16at2: {seeds: [0]}
           lr_1e-3: {model: tl_vit_nano_patch4_32_8at2, options: {lr: 1.0e-3}}   # a recipe trial
+          distilled: {model: tl_vit_nano_patch4_32_8at2, teacher: vit_nano_patch4_32}  # seed 0 of a run teaches
 
 Every run of every group trains with the same recipe and number of epochs; a run's ``options`` are for
 recipe trials (a tuning study), not for the comparisons of the main study.
@@ -43,9 +44,9 @@ TARGET_FIELDS = {
     'beat_equal_cost_plain': ('margin', 'cost_tolerance'),
 }
 GROUP_KEYS = ('twin', 'runs')
-RUN_KEYS = ('model', 'seeds', 'options', 'ship')
+RUN_KEYS = ('model', 'seeds', 'options', 'ship', 'teacher')
 # Options the study sets for each run itself; a run may not change the number of epochs either.
-RESERVED_OPTIONS = ('model', 'seed', 'output', 'resume', 'data_dir', 'stop_after_epoch')
+RESERVED_OPTIONS = ('model', 'seed', 'output', 'resume', 'data_dir', 'stop_after_epoch', 'cache_dir')
 RUN_RESERVED_OPTIONS = (*RESERVED_OPTIONS, 'epochs')
 
 
@@ -64,6 +65,8 @@ class RunSpec:
         seed: The random seed.
         options: Training options of this run over the study's recipe.
         ship: The pretrained tag its weights become (seed 0 only), or None.
+        teacher: The run of the same group whose seed 0 it is distilled from (``--distill-from`` its run
+            folder), or None.
     """
     name: str
     group: str
@@ -71,6 +74,12 @@ class RunSpec:
     seed: int
     options: Dict[str, Any]
     ship: Optional[str] = None
+    teacher: Optional[str] = None
+
+    @property
+    def teacher_key(self) -> Optional[str]:
+        """The key of the teacher's run (its seed 0), or None."""
+        return None if self.teacher is None else f'{self.teacher}-seed0'
 
     @property
     def key(self) -> str:
@@ -185,7 +194,16 @@ def _group_runs(path: Path, group: str, spec: Dict[str, Any], seeds: List[int]) 
         if ship is not None and 0 not in run_seeds:
             _fail(path, f'{key}.ship', 'the shipped weights are seed 0: add seed 0 to the run')
         options = _options(path, run.get('options') or {}, f'{key}.options', RUN_RESERVED_OPTIONS)
-        runs += [RunSpec(name, group, model, seed, options, ship if seed == 0 else None) for seed in run_seeds]
+        teacher = run.get('teacher')
+        if teacher is not None and 'distill_from' in options:
+            _fail(path, f'{key}.teacher', 'a run takes its teacher from teacher: or options.distill_from, not both')
+        runs += [RunSpec(name, group, model, seed, options, ship if seed == 0 else None, teacher)
+                 for seed in run_seeds]
+    teachers = {r.name: r for r in runs if r.seed == 0}
+    for run in runs:
+        if run.teacher is not None and (run.teacher not in teachers or run.teacher == run.name):
+            _fail(path, f'groups.{group}.runs.{run.name}.teacher',
+                  f"expected another run of group '{group}' with seed 0, got {run.teacher!r}")
     return runs
 
 

@@ -43,6 +43,12 @@ class TrainConfig:
         {}, 'more timm.create_model arguments (KEY=VALUE on the command line), e.g. tokenlearner_init=vit')
     drop_path: float = _field(0.1, 'stochastic depth rate')
     freeze_backbone: bool = _field(False, 'train only the TokenLearner/TokenFuser modules and the head')
+    freeze_blocks: int = _field(0, 'keep the stem and the first K blocks as loaded (no gradients, eval mode); '
+                                'image ViTs')
+    cache_frozen: bool = _field(False, "compute the frozen blocks' outputs once per image (and flipped image, with "
+                                '--hflip) and train from them; needs --freeze-blocks, --scale 1 1, --ratio 1 1')
+    cache_dir: Optional[str] = _field(None, 'where --cache-frozen keeps block outputs (shared by runs with the '
+                                      'same frozen weights, preprocessing and data); default: RUN/feature_cache')
     grad_checkpointing: bool = _field(False, 'recompute blocks in backward to save memory')
     compile: bool = _field(False, 'torch.compile the model')
     # data
@@ -132,6 +138,8 @@ class TrainConfig:
         if self.tokenlearner_lr_scale <= 0:
             raise TrainConfigError(
                 f"'tokenlearner_lr_scale' expects a positive multiple, got {self.tokenlearner_lr_scale}")
+        if self.freeze_blocks < 0:
+            raise TrainConfigError(f"'freeze_blocks' expects a number of blocks >= 0, got {self.freeze_blocks}")
         if self.threads is not None and self.threads < 1:
             raise TrainConfigError(f"'threads' expects a positive number, got {self.threads}")
 

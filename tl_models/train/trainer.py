@@ -47,6 +47,8 @@ from .distill import (
 )
 from .distributed import Distributed
 from .engine import evaluate, train_one_epoch
+from .feature_cache import CachedTokenLoader, check_cache_options, load_cached_split
+from .frozen import PartlyFrozen, cache_depth, freeze_blocks, frozen_state
 from .memory import InMemoryBatches
 from .optim import TOKENLEARNER_PREFIXES, create_optimizer
 from .video import check_video_options, is_video_model
@@ -204,13 +206,21 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     data_config = resolve_input_data_config(model)
     if config.freeze_backbone:
         _freeze_backbone(model)
+    if config.freeze_blocks:
+        freeze_blocks(model, config.freeze_blocks)
     if config.grad_checkpointing:
         model.set_grad_checkpointing(True)
     model.to(dist.device)
 
-    num_frames = model.num_frames if video else None
-    train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist, num_frames=num_frames)
-    val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist, num_frames=num_frames)
+    if config.cache_frozen:
+        trainee, train_loader, val_loader = _cached_training(config, model, train_split, val_split, data_config,
+                                                             output, dist)
+    else:
+        num_frames = model.num_frames if video else None
+        trainee = PartlyFrozen(model, config.freeze_blocks) if config.freeze_blocks else model
+        train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist,
+                                    num_frames=num_frames)
+        val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist, num_frames=num_frames)
     optimizer = create_optimizer(model, config)
     scheduler, _ = timm.scheduler.create_scheduler_v2(
         optimizer, sched='cosine', num_epochs=config.epochs, warmup_epochs=config.warmup_epochs,
@@ -220,6 +230,8 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     if teacher is not None:
         distiller = DistillationLoss(teacher, model, loss_fn, config.distill_alpha, config.distill_temperature,
                                      config.distill_feature_weight)
+        if config.cache_frozen:
+            _use_cached_teacher(distiller, model, teacher, trainee.start, config)
     ema = ModelEmaV3(model, decay=config.model_ema_decay) if config.model_ema else None
 
     state = _RunState()
@@ -234,16 +246,16 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     elif dist.is_main:
         write_text(output / 'config.yaml', yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
-    net = model
+    net, model = model, trainee
     with_features = distiller is not None and config.distill_feature_weight > 0
     if with_features:  # the feature loss needs the pooled features too: one forward returns both
-        model = StudentWithFeatures(model)
+        model = StudentWithFeatures(trainee)
     if dist.enabled:
         device_ids = [dist.device] if dist.device.type == 'cuda' else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     if config.compile:
         model = torch.compile(model)
-    eval_model = ema.module if ema is not None else net if with_features else model
+    eval_model = ema.module if ema is not None else trainee
 
     if dist.is_main:
         trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
@@ -294,6 +306,37 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         _logger.info('%s held-out top-1 %.2f%% (epoch %d of %d); run folder %s', config.select,
                      summary['selected_top1'], summary['selected_epoch'], state.epochs_done, output)
     return summary
+
+
+def _cached_training(config: TrainConfig, model: nn.Module, train_split: SplitData, val_split: SplitData,
+                     data_config: Dict[str, Any], output: Path, dist: Distributed
+                     ) -> Tuple[PartlyFrozen, CachedTokenLoader, CachedTokenLoader]:
+    """The model that trains from cached outputs of its frozen blocks, and the loaders of those outputs."""
+    check_cache_options(config)
+    depth = cache_depth(model, config.freeze_blocks)
+    if depth == 0:
+        raise TrainConfigError(f'--cache-frozen: the TokenLearner of {config.model} runs before block 0, so no '
+                               'frozen block output is left to cache')
+    cache_dir = Path(config.cache_dir) if config.cache_dir else output / 'feature_cache'
+    loaders = [CachedTokenLoader(load_cached_split(model, split, depth, data_config, config, cache_dir, dist.device),
+                                 config.batch_size, training, config.seed, config.hflip, dist.rank, dist.world_size)
+               for split, training in ((train_split, True), (val_split, False))]
+    return PartlyFrozen(model, config.freeze_blocks, start=depth), loaders[0], loaders[1]
+
+
+def _use_cached_teacher(distiller: DistillationLoss, student: nn.Module, teacher: nn.Module, start: int,
+                        config: TrainConfig) -> None:
+    """Lets the teacher read the student's cached block outputs: only if its stem and blocks before ``start`` are
+    the student's and it normalises images alike."""
+    mine, theirs = frozen_state(student, start), teacher.state_dict()
+    differ = [k for k, v in mine.items() if k not in theirs or theirs[k].shape != v.shape
+              or not torch.equal(theirs[k].to(v.device), v)]
+    if differ or distiller.input_transform is not None:
+        why = f'its {differ[0]} differs' if differ else 'it normalises images differently'
+        raise TrainConfigError(f"--cache-frozen with --distill-from {config.distill_from}: the teacher cannot read "
+                               f"the student's cached outputs of blocks 0..{start - 1}: {why}; distil without "
+                               '--cache-frozen')
+    distiller.teacher = PartlyFrozen(teacher, config.freeze_blocks, start=start).eval()
 
 
 def _student_start(config: TrainConfig, student: nn.Module, teacher: nn.Module) -> str:

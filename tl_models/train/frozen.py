@@ -1,0 +1,107 @@
+"""Fine-tuning with the first blocks of a ViT frozen, optionally from their cached outputs.
+
+``--freeze-blocks K`` keeps the stem (patch and position embeddings, class and register tokens, ``norm_pre``) and
+blocks ``0 .. K-1`` as loaded: no gradients, and eval mode (no stochastic depth) while the rest trains. With
+``--cache-frozen`` their output is computed once per image (:mod:`.feature_cache`) and every epoch trains from
+there: a step then costs only the blocks that train. For a TokenLearner model the cache is taken where the
+frozen part ends or where the TokenLearner runs, whichever comes first (:func:`cache_depth`): the blocks between
+(frozen, on the learned tokens) run in every step, as the TokenLearner before them trains.
+
+The model that trains is a :class:`PartlyFrozen` wrapper around the timm model; checkpoints and exports hold the
+timm model itself, which takes images as before.
+"""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+from timm.models import VisionTransformer
+
+from ..models import TokenLearnerVideoTransformer, TokenLearnerVisionTransformer
+from .config import TrainConfigError
+
+__all__ = ['PartlyFrozen', 'cache_depth', 'check_freezable', 'freeze_blocks', 'frozen_modules', 'frozen_state']
+
+STEM = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed', 'norm_pre')
+
+
+def check_freezable(model: nn.Module, count: int) -> None:
+    """Raises TrainConfigError unless ``model`` is a ViT (timm's or ours, images) with more than ``count`` blocks."""
+    if isinstance(model, TokenLearnerVideoTransformer) or not isinstance(model, VisionTransformer):
+        raise TrainConfigError(f'--freeze-blocks needs an image ViT (timm VisionTransformer or a tl_ image variant), '
+                               f'got {type(model).__name__}')
+    if not 0 < count < len(model.blocks):
+        raise TrainConfigError(f'--freeze-blocks expects a number of blocks in 1..{len(model.blocks) - 1} '
+                               f'({type(model).__name__} has {len(model.blocks)}), got {count}')
+
+
+def frozen_modules(model: VisionTransformer, count: int) -> List[nn.Module]:
+    """The stem's modules and blocks ``0 .. count-1`` (parameters such as ``pos_embed`` are frozen apart)."""
+    stem = [getattr(model, name) for name in STEM if isinstance(getattr(model, name, None), nn.Module)]
+    return stem + list(model.blocks[:count])
+
+
+def freeze_blocks(model: VisionTransformer, count: int) -> None:
+    """Stops gradients to the stem and blocks ``0 .. count-1`` of ``model``."""
+    check_freezable(model, count)
+    for module in frozen_modules(model, count):
+        module.requires_grad_(False)
+    for name in STEM:
+        param = getattr(model, name, None)
+        if isinstance(param, nn.Parameter):
+            param.requires_grad_(False)
+
+
+def frozen_state(model: nn.Module, depth: int) -> Dict[str, torch.Tensor]:
+    """The parameters and buffers that decide the output of block ``depth - 1``: the stem and the blocks before."""
+    blocks = tuple(f'blocks.{i}.' for i in range(depth))
+    return {k: v for k, v in model.state_dict().items() if k.split('.')[0] in STEM or k.startswith(blocks)}
+
+
+def cache_depth(model: VisionTransformer, frozen: int) -> int:
+    """The number of leading blocks whose output can be cached: the frozen ones, up to the first TokenLearner."""
+    if isinstance(model, TokenLearnerVisionTransformer):
+        return min(frozen, model.tokenlearner_loc)
+    return frozen
+
+
+class PartlyFrozen(nn.Module):
+    """A ViT with its stem and first ``frozen`` blocks frozen, which trains from images or from the cached tokens
+    entering block ``start``.
+
+    Args:
+        model: The timm ViT (its parameters are shared, not copied).
+        frozen: Blocks ``0 .. frozen-1`` (and the stem) stay in eval mode when the wrapper trains.
+        start: None: ``forward`` takes images ``[B, 3, H, W]``. An int: ``forward`` takes the tokens entering
+            block ``start``, ``[B, P+N, C]`` (prefix tokens first), as :func:`.feature_cache.prefix_tokens` gives.
+    """
+
+    def __init__(self, model: VisionTransformer, frozen: int, start: Optional[int] = None) -> None:
+        super().__init__()
+        self.model = model
+        self.frozen = frozen_modules(model, frozen)
+        self.start = start
+        self.num_classes = model.num_classes
+        self.num_features = model.num_features
+
+    def train(self, mode: bool = True) -> 'PartlyFrozen':
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images, or tokens entering block ``start`` -> normalised tokens, as the model's ``forward_features``."""
+        if self.start is None:
+            return self.model.forward_features(x)
+        if isinstance(self.model, TokenLearnerVisionTransformer):
+            return self.model.forward_features_from(x, self.start)
+        for block in self.model.blocks[self.start:]:
+            x = block(x)
+        return self.model.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.model.forward_head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, 3, H, W]`` (or tokens ``[B, P+N, C]`` entering block ``start``) -> logits ``[B, classes]``."""
+        return self.forward_head(self.forward_features(x))
