@@ -1,7 +1,7 @@
 """The share of a model's forward time spent inside its TokenLearner and TokenFuser modules.
 
-Forward pre- and post-hooks on every TokenLearner (v1, v1.1) and TokenFuser module, and on the standardisation
-a TokenLearner shares with its TokenFuser, read the clock when the module starts and ends; the share of one
+Forward pre- and post-hooks on every TokenLearner (v1, v1.1) and TokenFuser module read the clock when the
+module starts and ends; the share of one
 forward pass is the modules' time over the whole pass, and the result is the median over passes. Hooks need
 eager execution, so this runs on the uncompiled model. On a GPU each hook synchronises first, so that queued
 work is charged to the module that launched it.
@@ -14,17 +14,13 @@ import torch
 import torch.nn as nn
 
 from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
-from ..layers.norm import Standardize
 
 __all__ = ['token_module_time_share', 'token_modules']
 
 
 def token_modules(model: nn.Module) -> List[nn.Module]:
-    """The TokenLearner and TokenFuser modules of ``model``, with their shared standardisation (none for a plain ViT).
-
-    The standardisation module of a model without TokenFuser is never called, so it adds no time.
-    """
-    return [m for m in model.modules() if isinstance(m, (TokenLearner, TokenLearnerV11, TokenFuser, Standardize))]
+    """The TokenLearner and TokenFuser modules of ``model`` (none for a plain ViT)."""
+    return [m for m in model.modules() if isinstance(m, (TokenLearner, TokenLearnerV11, TokenFuser))]
 
 
 def token_module_time_share(

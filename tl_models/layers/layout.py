@@ -85,15 +85,3 @@ def restore_layout(tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if like.dim() == 4:
         return tokens.transpose(1, 2).reshape(like.shape)  # [B, C, H, W]
     return tokens
-
-
-def check_standardized(standardized: torch.Tensor, tokens: torch.Tensor, name: str) -> None:
-    """Checks that ``standardized``, given to share one standardisation, has the shape of tokens ``[B, N, C]``.
-
-    Raises:
-        ValueError: the shapes differ.
-    """
-    if standardized.shape != tokens.shape:
-        raise ValueError(
-            f'{name}: expected standardized tokens shaped like the input tokens {shape_str(list(tokens.shape))}, '
-            f'got {shape_str(list(standardized.shape))}')

@@ -1,13 +1,7 @@
 """The small MLP that scores positions in TokenLearner v1.1 and TokenFuser (scenic's ``MlpBlock``), and the
-initialisations of the TokenLearner modules.
-
-Its input is always LayerNorm-ed. The owner standardises the tokens (possibly once for two modules, see
-:mod:`tl_models.layers.norm`) and applies ``fc1`` with its LayerNorm's scale and shift folded into it
-(:func:`affine_linear`); :class:`BottleneckMlp` runs the layers after ``fc1``.
-"""
+initialisations of the TokenLearner modules."""
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 # 'official': the initialisers of the official code (scenic's MlpBlock: Xavier-uniform kernels, N(0, 1e-6)
 # biases; flax's Conv: LeCun normal), under which the learned tokens start with distinct spatial maps.
@@ -24,27 +18,9 @@ def check_weight_init(weight_init: str) -> str:
     return weight_init
 
 
-def affine_linear(
-        x: torch.Tensor,
-        scale: torch.Tensor,
-        shift: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor,
-) -> torch.Tensor:
-    """``linear(x * scale + shift)``: ``[..., in]`` -> ``[..., out]``; scale, shift ``[in]``, weight ``[out, in]``.
-
-    Scale and shift fold into the weights (``W diag(scale)``, ``b + W shift``), so the scaled input, as large
-    as ``x``, is never materialised: a LayerNorm's affine on standardised tokens comes for free.
-    """
-    return F.linear(x, weight * scale, torch.addmv(bias, weight, shift))
-
-
 class BottleneckMlp(nn.Module):
-    """Linear(in->hidden) ``fc1``, GELU, Dropout, Linear(hidden->out) ``fc2``, Dropout.
-
-    ``forward`` takes the output of ``fc1`` (``[..., hidden]``), which the owner computes with
-    :func:`affine_linear` from its standardised tokens, and returns ``[..., out]``.
-    """
+    """Linear(in->hidden) ``fc1``, GELU, Dropout, Linear(hidden->out) ``fc2``, Dropout: ``[..., in]`` ->
+    ``[..., out]``."""
 
     def __init__(self, in_features: int, hidden_features: int, out_features: int, dropout_rate: float = 0.,
                  weight_init: str = 'official') -> None:
@@ -67,6 +43,6 @@ class BottleneckMlp(nn.Module):
                 nn.init.trunc_normal_(layer.weight, std=.02)
                 nn.init.zeros_(layer.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``fc1``'s output ``[..., hidden]`` -> ``[..., out]``."""
-        return self.drop2(self.fc2(self.drop1(self.act(hidden))))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., in]`` -> ``[..., out]``."""
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))

@@ -1,15 +1,13 @@
 """TokenFuser: maps S learned tokens back onto the N positions of the tensor they were learned from."""
-from typing import Final, Optional
+from typing import Final
 
 import torch
 import torch.nn as nn
 
 from .layout import check_learned_tokens, flatten_tokens, restore_layout
-from .mlp import BottleneckMlp, affine_linear
-from .norm import standardized_tokens
+from .mlp import BottleneckMlp
 
 torch.fx.wrap('check_learned_tokens')
-torch.fx.wrap('standardized_tokens')  # a leaf for fx: whether one is given is known only at run time
 torch.fx.wrap('flatten_tokens')
 torch.fx.wrap('restore_layout')
 
@@ -66,25 +64,13 @@ class TokenFuser(nn.Module):
         nn.init.zeros_(self.token_mixer.weight)
         nn.init.zeros_(self.token_mixer.bias)
 
-    def forward(
-            self,
-            tokens: torch.Tensor,
-            original: torch.Tensor,
-            standardized: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        """Fuses tokens ``[B, S, C]`` into original ``[B, N, C]`` / ``[B, C, H, W]``; returns original's shape.
-
-        ``standardized`` (``[B, N, C]``, :func:`~tl_models.layers.norm.standardize` of original's tokens) skips
-        the standardisation when the TokenLearner on the same input has done it.
-        """
+    def forward(self, tokens: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        """Fuses tokens ``[B, S, C]`` into original ``[B, N, C]`` / ``[B, C, H, W]``; returns original's shape."""
         positions = flatten_tokens(original, self.in_channels, 'TokenFuser original')  # [B, N, C]
         check_learned_tokens(tokens, self.num_tokens, original, self.in_channels)
-        standardized = standardized_tokens(positions, standardized, 'TokenFuser')
         t = self.mix_norm1(tokens)  # [B, S, C]
         t = self.token_mixer(t.transpose(1, 2)).transpose(1, 2)  # [B, S, C]
         t = self.mix_norm2(t)  # [B, S, C]
-        fc1 = self.token_masking.fc1
-        hidden = affine_linear(standardized, self.norm.weight, self.norm.bias, fc1.weight, fc1.bias)  # fc1(LayerNorm)
-        mix = self.token_masking(hidden).sigmoid()  # [B, N, S]
+        mix = self.token_masking(self.norm(positions)).sigmoid()  # [B, N, S]
         fused = self.dropout(mix @ t)  # [B, N, C]
         return restore_layout(fused, original)

@@ -10,12 +10,9 @@ import torch
 import torch.nn as nn
 
 from .layout import flatten_tokens, token_grid
-from .mlp import BottleneckMlp, affine_linear, check_weight_init
-from .norm import layer_norm_tokens, standardize, standardized_tokens
+from .mlp import BottleneckMlp, check_weight_init
 
 torch.fx.wrap('flatten_tokens')
-torch.fx.wrap('layer_norm_tokens')  # a leaf for fx: whether a standardisation is given is known only at run time
-torch.fx.wrap('standardized_tokens')  # a leaf for fx: whether one is given is known only at run time
 torch.fx.wrap('token_grid')
 
 
@@ -70,15 +67,10 @@ class TokenLearner(nn.Module):
                 std = (1 / fan_in) ** 0.5 / .87962566103423978  # flax's truncated normal: variance 1 / fan_in
                 nn.init.trunc_normal_(conv.weight, std=std, a=-2 * std, b=2 * std)
 
-    def _weights(
-            self,
-            tokens: torch.Tensor,
-            grid: Tuple[int, int],
-            standardized: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        """Spatial weights ``[B, S, N]`` of tokens ``[B, N, C]`` (or their standardisation) on an ``(H, W)`` grid."""
+    def _weights(self, tokens: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        """Spatial weights ``[B, S, N]`` of tokens ``[B, N, C]`` on an ``(H, W)`` grid."""
         B, _, C = tokens.shape
-        x = layer_norm_tokens(tokens, standardized, self.norm.weight, self.norm.bias, 'TokenLearner')  # [B, N, C]
+        x = self.norm(tokens)  # [B, N, C]
         x = x.reshape(B, grid[0], grid[1], C).permute(0, 3, 1, 2)  # [B, C, H, W] (channels-last strides)
         x = self.token_masking(x)  # [B, S, H, W]
         return x.flatten(2).sigmoid()  # [B, S, N]
@@ -88,19 +80,10 @@ class TokenLearner(nn.Module):
         tokens = flatten_tokens(x, self.in_channels, 'TokenLearner')
         return self._weights(tokens, token_grid(x, grid_size, 'TokenLearner'))
 
-    def forward(
-            self,
-            x: torch.Tensor,
-            grid_size: Optional[Tuple[int, int]] = None,
-            standardized: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        """Learns S tokens: ``[B, C, H, W]`` or ``[B, N, C]`` -> ``[B, S, C]``.
-
-        ``standardized`` (``[B, N, C]``, :func:`~tl_models.layers.norm.standardize` of the tokens) skips the
-        standardisation when a TokenFuser on the same input has done it.
-        """
+    def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Learns S tokens: ``[B, C, H, W]`` or ``[B, N, C]`` (on the grid ``grid_size``) -> ``[B, S, C]``."""
         tokens = flatten_tokens(x, self.in_channels, 'TokenLearner')  # [B, N, C]
-        weights = self._weights(tokens, token_grid(x, grid_size, 'TokenLearner'), standardized)  # [B, S, N]
+        weights = self._weights(tokens, token_grid(x, grid_size, 'TokenLearner'))  # [B, S, N]
         learned = weights @ tokens  # [B, S, C]
         if self.use_sum_pooling:
             return learned
@@ -136,29 +119,20 @@ class TokenLearnerV11(nn.Module):
         self.norm = nn.LayerNorm(in_channels, eps=1e-6)
         self.token_masking = BottleneckMlp(in_channels, bottleneck_dim, num_tokens, dropout_rate, weight_init)
 
-    def _weights(self, standardized: torch.Tensor) -> torch.Tensor:
-        """Spatial weights ``[B, S, N]`` of standardised tokens ``[B, N, C]``."""
-        fc1 = self.token_masking.fc1
-        hidden = affine_linear(standardized, self.norm.weight, self.norm.bias, fc1.weight, fc1.bias)  # fc1(LayerNorm)
-        logits = self.token_masking(hidden)  # [B, N, S]
+    def _weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Spatial weights ``[B, S, N]`` of tokens ``[B, N, C]``."""
+        logits = self.token_masking(self.norm(tokens))  # [B, N, S]
         return logits.transpose(1, 2).softmax(dim=-1)  # [B, S, N], sums to 1 over N
 
     def spatial_weights(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """The weight each learned token gives each position: ``[B, S, N]``, each row sums to 1."""
-        return self._weights(standardize(flatten_tokens(x, self.in_channels, 'TokenLearnerV11')))
+        return self._weights(flatten_tokens(x, self.in_channels, 'TokenLearnerV11'))
 
-    def forward(
-            self,
-            x: torch.Tensor,
-            grid_size: Optional[Tuple[int, int]] = None,
-            standardized: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """Learns S tokens: ``[B, C, H, W]`` or ``[B, N, C]`` -> ``[B, S, C]``.
 
         ``grid_size`` is not used (v1.1 needs no grid, and patch dropout may leave any N); it is accepted
-        so that both TokenLearner versions share one call signature. ``standardized`` (``[B, N, C]``,
-        :func:`~tl_models.layers.norm.standardize` of the tokens) skips the standardisation when a TokenFuser
-        on the same input has done it.
+        so that both TokenLearner versions share one call signature.
         """
         tokens = flatten_tokens(x, self.in_channels, 'TokenLearnerV11')  # [B, N, C]
-        return self._weights(standardized_tokens(tokens, standardized, 'TokenLearnerV11')) @ tokens  # [B, S, C]
+        return self._weights(tokens) @ tokens  # [B, S, C]

@@ -196,30 +196,16 @@ class TokenLearnerVideoTransformer(TokenLearnerVisionTransformer):
         """Whether a block learns tokens (False for the plain video twin)."""
         return len(self.token_learners) > 0
 
-    def _apply_learner(
-            self,
-            block_index: int,
-            patches: torch.Tensor,
-            grid: Tuple[int, int],
-            standardized: Optional[torch.Tensor],
-    ) -> torch.Tensor:
+    def _apply_learner(self, block_index: int, patches: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         """Patch tokens ``[B, T'*N, C]`` -> learned tokens ``[B, T'*S, C]``: the TokenLearner runs on each time
-        step's N tokens. ``standardized``: the patch tokens standardised (``[B, T'*N, C]``), or None."""
+        step's N tokens."""
         B, _, C = patches.shape
         steps = self.patch_embed.temporal_size
         frames = patches.reshape(B * steps, -1, C)  # [B*T', N, C]
-        if standardized is not None:
-            standardized = standardized.reshape(B * steps, -1, C)  # [B*T', N, C]
-        learned = super()._apply_learner(block_index, frames, grid, standardized)  # [B*T', S, C]
+        learned = super()._apply_learner(block_index, frames, grid)  # [B*T', S, C]
         return learned.reshape(B, -1, C)  # [B, T'*S, C]
 
-    def _apply_fuser(
-            self,
-            block_index: int,
-            learned: torch.Tensor,
-            patches: torch.Tensor,
-            standardized: torch.Tensor,
-    ) -> torch.Tensor:
+    def _apply_fuser(self, block_index: int, learned: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         """Learned tokens ``[B, T'*S, C]`` and patch tokens ``[B, T'*N, C]`` -> ``[B, T'*N, C]``: the TokenFuser
         maps each time step's S tokens back onto its N patches (without the residual)."""
         B, _, C = patches.shape
@@ -228,7 +214,6 @@ class TokenLearnerVideoTransformer(TokenLearnerVisionTransformer):
             block_index,
             learned.reshape(B * steps, -1, C),  # [B*T', S, C]
             patches.reshape(B * steps, -1, C),  # [B*T', N, C]
-            standardized.reshape(B * steps, -1, C),  # [B*T', N, C]
         )  # [B*T', N, C]
         return fused.reshape(B, -1, C)  # [B, T'*N, C]
 

@@ -12,7 +12,6 @@ tokens, N patch tokens on an (H, W) grid, S learned tokens and C channels:
   ``L = tokenlearner_loc`` the N patch tokens become S learned tokens, so blocks ``L ..`` see ``[B, P+S, C]``.
 - TokenLearner + TokenFuser: every block ``i >= L`` runs as ``x = r + TF_i(block_i(TL_i(r)), r)`` on the
   patch tokens (prefix tokens pass through the block beside the learned ones); the sequence stays ``[B, P+N, C]``.
-  TL_i and TF_i both LayerNorm ``r``: it is standardised once (``shared_norm``) and each applies its own affine.
 
 Features (NCHW, ``feature_info``, ``features_only``) come from the ``num_spatial_blocks`` blocks whose output keeps
 the patch grid: all with TokenFuser, else blocks ``0 .. L-1``. Learned tokens have no grid; only NLC returns them.
@@ -27,7 +26,6 @@ from timm.models._features import feature_take_indices
 from torch.jit import Final
 
 from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
-from ..layers.norm import Standardize
 from ..pretrained import pretrained_file_overlay
 from .adapt import checkpoint_filter_fn
 from .backbone import vit_arguments
@@ -45,24 +43,14 @@ with warnings.catch_warnings():  # torch 2.9+ deprecates TorchScript; timm's ViT
     class _LearnerInterface(nn.Module):
         """What TorchScript needs to call a TokenLearner picked from ``token_learners`` by key."""
 
-        def forward(
-                self,
-                x: torch.Tensor,
-                grid_size: Optional[Tuple[int, int]] = None,
-                standardized: Optional[torch.Tensor] = None,
-        ) -> torch.Tensor:
+        def forward(self, x: torch.Tensor, grid_size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
             pass
 
     @torch.jit.interface
     class _FuserInterface(nn.Module):
         """What TorchScript needs to call a TokenFuser picked from ``token_fusers`` by key."""
 
-        def forward(
-                self,
-                tokens: torch.Tensor,
-                original: torch.Tensor,
-                standardized: Optional[torch.Tensor] = None,
-        ) -> torch.Tensor:
+        def forward(self, tokens: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
             pass
 
 
@@ -132,7 +120,6 @@ class TokenLearnerVisionTransformer(VisionTransformer):
                                weight_init=tokenlearner_init)
             for i in (learner_blocks if use_tokenfuse else [])
         })
-        self.shared_norm = Standardize()  # no parameters; standardises r once for TL_i and TF_i
         self.feature_info = self.feature_info[:self.num_spatial_blocks]  # learned tokens have no grid
 
         self.weight_init_mode = 'reset' if weight_init == 'skip' else weight_init
@@ -164,67 +151,37 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         x = self.norm_pre(x)
         return x, grid
 
-    def _apply_learner(
-            self,
-            block_index: int,
-            patches: torch.Tensor,
-            grid: Tuple[int, int],
-            standardized: Optional[torch.Tensor],
-    ) -> torch.Tensor:
+    def _apply_learner(self, block_index: int, patches: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         """Patch tokens ``[B, N, C]`` -> learned tokens ``[B, S, C]`` by the TokenLearner of block ``block_index``.
 
         Subclasses that group tokens differently (per frame in the video model) override this.
         """
         if torch.jit.is_scripting():
             learner: _LearnerInterface = self.token_learners[str(block_index)]
-            return learner.forward(patches, grid, standardized)  # [B, S, C]
-        return self.token_learners[str(block_index)](patches, grid, standardized)  # [B, S, C]
+            return learner.forward(patches, grid)  # [B, S, C]
+        return self.token_learners[str(block_index)](patches, grid)  # [B, S, C]
 
-    def _apply_fuser(
-            self,
-            block_index: int,
-            learned: torch.Tensor,
-            patches: torch.Tensor,
-            standardized: torch.Tensor,
-    ) -> torch.Tensor:
+    def _apply_fuser(self, block_index: int, learned: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         """Learned tokens ``[B, S, C]`` and the patch tokens ``[B, N, C]`` they came from -> ``[B, N, C]`` by the
         TokenFuser of block ``block_index`` (without the residual)."""
         if torch.jit.is_scripting():
             fuser: _FuserInterface = self.token_fusers[str(block_index)]
-            return fuser.forward(learned, patches, standardized)  # [B, N, C]
-        return self.token_fusers[str(block_index)](learned, patches, standardized)  # [B, N, C]
+            return fuser.forward(learned, patches)  # [B, N, C]
+        return self.token_fusers[str(block_index)](learned, patches)  # [B, N, C]
 
-    def _learn_tokens(
-            self,
-            block_index: int,
-            x: torch.Tensor,
-            grid: Tuple[int, int],
-            standardized: Optional[torch.Tensor],
-    ) -> torch.Tensor:
-        """``[B, P+N, C]`` -> ``[B, P+S, C]`` with the TokenLearner of block ``block_index``; prefix tokens kept.
-
-        ``standardized``: the patch tokens standardised (``[B, N, C]``), when the block's TokenFuser shares them.
-        """
+    def _learn_tokens(self, block_index: int, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        """``[B, P+N, C]`` -> ``[B, P+S, C]`` with the TokenLearner of block ``block_index``; prefix tokens kept."""
         patches = x[:, self.num_prefix_tokens:]  # [B, N, C]
-        learned = self._apply_learner(block_index, patches, grid, standardized)  # [B, S, C]
+        learned = self._apply_learner(block_index, patches, grid)  # [B, S, C]
         if self.num_prefix_tokens == 0:
             return learned
         return torch.cat([x[:, :self.num_prefix_tokens], learned], dim=1)
 
-    def _fuse_tokens(
-            self,
-            block_index: int,
-            x: torch.Tensor,
-            residual: torch.Tensor,
-            standardized: torch.Tensor,
-    ) -> torch.Tensor:
-        """Block output ``[B, P+S, C]`` -> ``[B, P+N, C]``: the patch tokens of ``residual`` plus the fused tokens.
-
-        ``standardized``: the patch tokens of ``residual`` standardised (``[B, N, C]``), shared with the TokenLearner.
-        """
+    def _fuse_tokens(self, block_index: int, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Block output ``[B, P+S, C]`` -> ``[B, P+N, C]``: the patch tokens of ``residual`` plus the fused tokens."""
         learned = x[:, self.num_prefix_tokens:]  # [B, S, C]
         patches = residual[:, self.num_prefix_tokens:]  # [B, N, C]
-        fused = self._apply_fuser(block_index, learned, patches, standardized)  # [B, N, C]
+        fused = self._apply_fuser(block_index, learned, patches)  # [B, N, C]
         fused += patches  # the residual, in place: the fuser's output is a fresh tensor no backward needs
         if self.num_prefix_tokens == 0:
             return fused
@@ -246,17 +203,14 @@ class TokenLearnerVisionTransformer(VisionTransformer):
             if first_index <= i <= last_index:
                 residual = x
                 learns = i == self.tokenlearner_loc or (self.use_tokenfuse and i > self.tokenlearner_loc)
-                standardized: Optional[torch.Tensor] = None
-                if learns and self.use_tokenfuse:
-                    standardized = self.shared_norm(x[:, self.num_prefix_tokens:])  # [B, N, C]
                 if learns:
-                    x = self._learn_tokens(i, x, grid, standardized)  # [B, P+S, C]
+                    x = self._learn_tokens(i, x, grid)  # [B, P+S, C]
                 if self.grad_checkpointing and not torch.jit.is_scripting():
                     x = checkpoint(blk, x)
                 else:
                     x = blk(x)
-                if standardized is not None:
-                    x = self._fuse_tokens(i, x, residual, standardized)  # [B, P+N, C]
+                if learns and self.use_tokenfuse:
+                    x = self._fuse_tokens(i, x, residual)  # [B, P+N, C]
                 if i in take_indices:
                     intermediates.append(x)
         return x, intermediates
