@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tl_models.benchmark.selection import default_model_names, twin_name
 from tl_models.models import BackboneError, checkpoint_filter_fn, vit_arguments
 from tl_models.registry import VariantConfigError, builtin_config_dir, parse_variant_file
 
+from conftest import command
 from hub_server import randomize
 
 ROOT = Path(__file__).parents[1]
@@ -38,6 +38,12 @@ FAMILIES = {
 }
 FAMILY_FILES = ('tl_deit3.yaml', 'tl_dinov2.yaml', 'tl_clip.yaml', 'tl_siglip.yaml')
 TOKENLEARNER_AT = 6
+# The other settings of the real-resolution study's DINOv2 ViT-S/14 (lab/studies/imagenette.yaml).
+STUDY_VARIANTS = {
+    'tl_vit_small_patch14_dinov2_16at6': {'num_tokens': 16, 'tokenlearner_loc': 6},
+    'tl_vit_small_patch14_dinov2_8at4': {'num_tokens': 8, 'tokenlearner_loc': 4},
+    'tl_vit_small_patch14_dinov2_8at6_fuse': {'num_tokens': 8, 'tokenlearner_loc': 6, 'use_tokenfuse': True},
+}
 
 
 def _small(backbone: str) -> dict:
@@ -68,8 +74,10 @@ def test_family_files_copy_no_architecture_numbers():
         assert set(document) == {'variants'}, name
         for variant_name, spec in document['variants'].items():
             assert set(spec) == {'description', 'backbone', 'architecture'}, variant_name
-            assert spec['architecture'] == {'num_tokens': 8, 'tokenlearner_loc': TOKENLEARNER_AT}
-            assert FAMILIES[variant_name] == spec['backbone']
+            expected = STUDY_VARIANTS.get(variant_name, {'num_tokens': 8, 'tokenlearner_loc': TOKENLEARNER_AT})
+            assert spec['architecture'] == expected, variant_name
+            family = variant_name if variant_name in FAMILIES else 'tl_vit_small_patch14_dinov2_8at6'
+            assert FAMILIES[family] == spec['backbone']
 
 
 @pytest.mark.parametrize('name', FAMILIES)
@@ -252,8 +260,8 @@ def test_family_twins_are_their_timm_backbones():
 
 def _run(script, *args, cwd):
     env = dict(os.environ, TL_MODELS_NO_TIMM_HOOK='1')
-    result = subprocess.run([sys.executable, str(ROOT / 'scripts' / script), *map(str, args)], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([*command(script), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, f'{script}: {result.stderr[-3000:]}'
     return result
 
@@ -265,18 +273,18 @@ def test_family_runs_through_train_validate_visualize_and_benchmark(name, tmp_pa
     size = 28 if 'patch14' in name else 32
     kwargs = [f'{k}={v}' for k, v in small.items()]
     run = tmp_path / 'run'
-    _run('train.py', '--model', name, '--model-kwargs', *kwargs, '--img-size', size, '--epochs', 1,
+    _run('train', '--model', name, '--model-kwargs', *kwargs, '--img-size', size, '--epochs', 1,
          '--warmup-epochs', 0, '--batch-size', 128, '--preload', '--threads', 2, '--output', run, cwd=tmp_path)
     config = json.loads((run / 'model' / 'config.json').read_text())
     assert config['architecture'] == name and config['model_args']['embed_dim'] == 48
     metrics = tmp_path / 'metrics.json'
-    _run('validate.py', run, '--json', metrics, cwd=tmp_path)
+    _run('validate', run, '--json', metrics, cwd=tmp_path)
     assert 0 <= json.loads(metrics.read_text())['top1'] <= 100
-    _run('visualize.py', '--model', f"local-dir:{run / 'model'}", '--digit', 0, '--output', tmp_path / 'maps.png',
+    _run('visualize', '--model', f"local-dir:{run / 'model'}", '--digit', 0, '--output', tmp_path / 'maps.png',
          cwd=tmp_path)
     assert (tmp_path / 'maps.png').read_bytes().startswith(b'\x89PNG')
     bench = tmp_path / 'bench'
-    _run('benchmark.py', '--models', name, '--model-args', *kwargs, '--img-size', size, '--batch-size', 2,
+    _run('tl-benchmark', '--models', name, '--model-args', *kwargs, '--img-size', size, '--batch-size', 2,
          '--rounds', 1, '--steps', 1, '--warmup', 0, '--threads', 2, '--out', bench, '--no-plot', '--quiet',
          cwd=tmp_path)
     rows = json.loads(Path(f'{bench}.json').read_text())['rows']

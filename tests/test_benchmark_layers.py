@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_models.benchmark.layers import LAYOUTS, benchmark_token_learner, format_layer_timings, naive_token_learner
+from lab.layer_benchmark import LAYOUTS, benchmark_token_learner, format_layer_timings, naive_token_learner
 from tl_models.layers import TokenLearner
 
 from conftest import randomize_

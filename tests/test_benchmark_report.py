@@ -5,18 +5,15 @@ import json
 
 import pytest
 
+from lab.benchmark_targets import Target, evaluate_targets, failed, format_targets
 from tl_models.benchmark import (
     add_comparisons,
     default_output_prefix,
-    evaluate_targets,
-    failed,
     format_table,
-    format_targets,
     plot_throughput_vs_gmacs,
     write_csv,
     write_results_json,
 )
-from tl_models.benchmark.targets import Target
 
 CPU_TARGET_META = {
     'date': '2026-01-02T03:04:05+00:00', 'device_name': 'Some CPU, 2 threads', 'torch_threads': 2,

@@ -7,6 +7,7 @@ import torch
 
 import tl_models
 from tl_models.benchmark import default_model_names, group_by_baseline, resolve_models, selection, twin_name
+from tl_models.registry import twins
 
 
 def test_twins_are_timms_standard_vits_of_the_same_size():
@@ -28,6 +29,7 @@ def test_variant_of_an_unknown_size_has_no_twin_and_runs_alone(monkeypatch):
     name = 'tl_vit_tiny_patch16_224_8at6'
     odd = dataclasses.replace(tl_models.get_variant(name),
                               architecture=dict(tl_models.get_variant(name).architecture, embed_dim=200))
+    monkeypatch.setattr(twins, 'get_variant', lambda n: odd if n == name else tl_models.get_variant(n))
     monkeypatch.setattr(selection, 'get_variant', lambda n: odd if n == name else tl_models.get_variant(n))
     with pytest.raises(ValueError, match='no timm ViT twin for embed_dim 200'):
         twin_name(name)
@@ -40,7 +42,7 @@ def test_variant_with_other_architecture_changes_has_no_twin(monkeypatch):
     name = 'tl_vit_tiny_patch16_224_8at6'
     odd = dataclasses.replace(tl_models.get_variant(name),
                               architecture=dict(tl_models.get_variant(name).architecture, mlp_ratio=3.0))
-    monkeypatch.setattr(selection, 'get_variant', lambda n: odd)
+    monkeypatch.setattr(twins, 'get_variant', lambda n: odd)
     with pytest.raises(ValueError, match='also sets mlp_ratio'):
         twin_name(name)
 

@@ -10,7 +10,8 @@ import timm
 import torch
 
 import tl_models  # noqa: F401  (registers the variants)
-from tl_models.benchmark import count_gmacs, evaluate_targets, group_by_baseline, resolve_models, twin_name
+from lab.benchmark_targets import evaluate_targets
+from tl_models.benchmark import count_gmacs, group_by_baseline, resolve_models, twin_name
 from tl_models.benchmark.workloads import make_batch
 
 from conftest import load_script

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 
 import tl_models  # noqa: F401  (registers the variants)
-from tl_models.benchmark import share, token_module_time_share
-from tl_models.benchmark.share import token_modules
+from tl_models.benchmark import time_share, token_module_time_share
+from tl_models.benchmark.time_share import token_modules
 from tl_models.benchmark.workloads import (
     count_graph_breaks,
     inference_step,
@@ -100,7 +100,7 @@ def test_time_share_times_every_token_module(monkeypatch, name, modules, calls):
     model = tiny(name).train()
     assert len(token_modules(model)) == modules
     ticks = itertools.count()
-    monkeypatch.setattr(share, 'perf_counter', lambda: float(next(ticks)))
+    monkeypatch.setattr(time_share, 'perf_counter', lambda: float(next(ticks)))
     images = torch.randn(2, 3, 32, 32)
     fraction = token_module_time_share(model, images, passes=3, precision=precision_context(CPU, 'fp32'))
     assert fraction == pytest.approx(calls / (2 * calls + 1))

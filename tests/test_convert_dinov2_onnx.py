@@ -8,7 +8,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 
 import tl_models  # noqa: F401  (registers the tl_ models)
-from tl_models.hub.dinov2_onnx import (
+from tl_models.hub.convert_dinov2 import (
     OnnxConversionError,
     compare_with_onnx,
     convert_dinov2_onnx,
@@ -104,7 +104,7 @@ def test_bad_inputs_say_what_was_expected(tmp_path):
 
 @pytest.mark.slow
 def test_script_converts_and_reports(export, tmp_path, capsys):
-    script = load_script('convert_dinov2_onnx')
+    script = load_script('convert_dinov2')
     assert script.main([str(export), str(tmp_path / 'out')]) == 0
     out = capsys.readouterr().out
     assert 'largest difference from the ONNX graph' in out and (tmp_path / 'out' / 'model.safetensors').is_file()

@@ -14,8 +14,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import tl_models  # noqa: F401  (registers the tl_ models)
+from tl_models.data import DigitsDataset
 from tl_models.train import TrainConfig, TrainConfigError, train
-from tl_models.train.data import DigitsDataset
 from tl_models.train.distill import DistillationLoss, init_student_from_teacher, load_teacher, teacher_source
 
 TEACHER = 'vit_nano_patch4_32'  # a plain ViT ...
@@ -215,9 +215,9 @@ def test_distillation_under_torchrun_ddp_on_two_cpu_processes(teacher_run, tmp_p
     root = Path(__file__).parents[1]
     run = tmp_path / 'ddp'
     result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'scripts/train.py',
-         '--model', STUDENT, '--img-size', '16', '--epochs', '1', '--warmup-epochs', '0', '--threads', '1',
-         '--distill-from', str(teacher_run), '--distill-feature-weight', '0.5', '--output', str(run)],
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m',
+         'tl_models.cli.train', '--model', STUDENT, '--img-size', '16', '--epochs', '1', '--warmup-epochs', '0',
+         '--threads', '1', '--distill-from', str(teacher_run), '--distill-feature-weight', '0.5', '--output', str(run)],
         cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / 'summary.json').read_text())

@@ -11,9 +11,11 @@ import timm
 import torch
 
 import tl_models
-from tl_models.checkpoint import save_checkpoint
 from tl_models.hub import Provenance, export_model
 from tl_models.registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER
+from tl_models.weights.checkpoint import save_checkpoint
+
+from conftest import command
 
 ROOT = Path(__file__).parents[1]
 OWN_VARIANTS = textwrap.dedent("""\
@@ -128,12 +130,12 @@ def test_the_generic_architectures_are_timm_models_of_their_own():
 
 @pytest.mark.slow
 @pytest.mark.parametrize('script, arguments', [
-    ('train.py', ['--model', 'tl_vit_ownexport_patch4_16_4at1', '--epochs', '1', '--warmup-epochs', '0',
+    ('train', ['--model', 'tl_vit_ownexport_patch4_16_4at1', '--epochs', '1', '--warmup-epochs', '0',
                   '--output', '{tmp}/run']),
-    ('validate.py', ['{tmp}/checkpoint.safetensors']),
-    ('benchmark.py', ['--models', 'tl_vit_ownexport_patch4_16_4at1', '--flops-only', '--out', '{tmp}/bench']),
-    ('visualize.py', ['--model', 'tl_vit_ownexport_patch4_16_4at1', '--digit', '0', '--output', '{tmp}/maps.png']),
-    ('study.py', ['{tmp}/study.yaml', '--list', '--results', '{tmp}/results']),
+    ('validate', ['{tmp}/checkpoint.safetensors']),
+    ('tl-benchmark', ['--models', 'tl_vit_ownexport_patch4_16_4at1', '--flops-only', '--out', '{tmp}/bench']),
+    ('visualize', ['--model', 'tl_vit_ownexport_patch4_16_4at1', '--digit', '0', '--output', '{tmp}/maps.png']),
+    ('study', ['{tmp}/study.yaml', '--list', '--results', '{tmp}/results']),
 ])
 def test_every_script_that_takes_a_model_name_takes_your_variant_files(own_variants, tmp_path, script, arguments):
     (tmp_path / 'study.yaml').write_text(
@@ -143,9 +145,9 @@ def test_every_script_that_takes_a_model_name_takes_your_variant_files(own_varia
                     model_args={'num_classes': 10}, epoch=1)
     argv = [a.replace('{tmp}', str(tmp_path)) for a in arguments]
     env = dict(os.environ, TL_MODELS_NO_TIMM_HOOK='1')
-    without = subprocess.run([sys.executable, f'scripts/{script}', *argv], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=600)
+    argv0 = [sys.executable, 'scripts/study.py'] if script == 'study' else command(script)
+    without = subprocess.run([*argv0, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert without.returncode != 0 and 'tl_vit_ownexport_patch4_16_4at1' in without.stderr
-    result = subprocess.run([sys.executable, f'scripts/{script}', *argv, '--variants', str(own_variants)], cwd=ROOT,
+    result = subprocess.run([*argv0, *argv, '--variants', str(own_variants)], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,6 @@ import timm
 import torch
 from safetensors.torch import save, save_file
 
-from tl_models.checkpoint import save_checkpoint
 from tl_models.hub import (
     HubDownloadError,
     NoPretrainedWeightsError,
@@ -21,6 +20,7 @@ from tl_models.hub import (
     export_model,
 )
 from tl_models.models.adapt import CheckpointMismatchError
+from tl_models.weights.checkpoint import save_checkpoint
 
 from hub_server import TINY_SOURCE_REPO, TINY_TAG, folder_files, plain_vit, small_tl, use_hub
 
@@ -193,7 +193,7 @@ def test_a_training_checkpoint_is_not_taken_for_weights(tmp_path):
     save_checkpoint(path, model=small_tl(), model_name='tl_vit_tiny_patch16_224_8at6', model_args={}, epoch=1)
     with pytest.raises(WeightFileError, match='training checkpoint') as error:
         _from_file(path)
-    assert 'scripts/export.py' in str(error.value)
+    assert 'tl-export' in str(error.value) and 'tl_models.weights.model_from_checkpoint' in str(error.value)
 
 
 def test_a_state_dict_is_expected_in_a_pickle(tmp_path):
@@ -219,11 +219,11 @@ def test_offline_with_nothing_cached_says_how_to_get_the_weights(hub, tmp_path, 
     message = str(error.value)
     assert f'hf-hub:{TINY_SOURCE_REPO}: model.safetensors or pytorch_model.bin not in the cache' in message
     assert 'HF_HUB_OFFLINE' in message and str(tmp_path / 'hf_home' / 'hub') in message
-    assert f'python scripts/download.py {TINY_TAG}' in message and 'local-dir:' in message
+    assert f'tl-download {TINY_TAG}' in message and 'local-dir:' in message
 
     with pytest.raises(WeightsUnavailableError) as error:  # another repo than the tag's: the hint names it
         _from_backbone_repo()
-    assert f'python scripts/download.py hf-hub:{BACKBONE_REPO}' in str(error.value)
+    assert f'tl-download hf-hub:{BACKBONE_REPO}' in str(error.value)
     assert len(hub.requests) == requests
 
 

@@ -1,13 +1,11 @@
-"""scripts/download.py, scripts/export.py and scripts/push_to_hub.py, against the loopback hub; no network.
+"""tl-download, tl-export and tl-push, against the loopback hub; no network.
 
-One test runs download.py as a process, with the environment (HF_ENDPOINT, HF_HOME) as a user sets it;
+One test runs tl-download as a process, with the environment (HF_ENDPOINT, HF_HOME) as a user sets it;
 the others call the scripts' ``main`` in this process, with huggingface_hub pointed at the server.
 """
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,10 +13,11 @@ import timm
 import torch
 from safetensors.torch import load, save
 
-from tl_models.checkpoint import model_from_checkpoint, save_checkpoint
 from tl_models.hub import ExportFolderError, Provenance, WeightsUnavailableError, export_model, push_folder
 from tl_models.registry import list_plain_variants
+from tl_models.weights.checkpoint import model_from_checkpoint, save_checkpoint
 
+from conftest import command, load_script
 from hub_server import (
     SMALL,
     SMALL_ARGS,
@@ -37,10 +36,7 @@ SKIP_INIT = dict(weight_init='skip')  # for ViT-Ti models whose weights are all 
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(f'{name}_script', ROOT / 'scripts' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('push' if name == 'push_to_hub' else name)
 
 
 download, export, push_to_hub = _script('download'), _script('export'), _script('push_to_hub')
@@ -75,7 +71,7 @@ def test_download_script_fills_the_cache_for_offline_loads(hub, tiny_backbone, t
     env.update(hub_environment(hub.endpoint, tmp_path / 'hf_home'))
     env['TQDM_POSITION'] = '-1'  # tqdm hides bars when stderr is no terminal; huggingface_hub's switch shows them
     done = subprocess.run(
-        [sys.executable, 'scripts/download.py', '--variants', str(variants), '--',
+        [*command('download'), '--variants', str(variants), '--',
          'tl_hubtest_small.trained', 'hf-hub:hubtest/exported', TINY_TAG],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -99,7 +95,7 @@ def test_download_script_fills_the_cache_for_offline_loads(hub, tiny_backbone, t
 
 
 def _listed_tags(capsys):
-    """``download.py --list`` as {name.tag: (repo, cached)}."""
+    """``tl-download --list`` as {name.tag: (repo, cached)}."""
     assert download.main(['--list']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ['NAME.TAG', 'SOURCE', 'REPO', 'CACHED']
@@ -135,7 +131,7 @@ def test_download_into_a_cache_dir_that_create_model_then_uses(hub, tiny_backbon
     model = timm.create_model(TINY_TAG, pretrained=True, cache_dir=cache, **SKIP_INIT)
     assert torch.equal(model.blocks[0].attn.qkv.weight, tiny_backbone['blocks.0.attn.qkv.weight'])
     empty = tmp_path / 'empty-cache'
-    with pytest.raises(WeightsUnavailableError, match=f'download.py {TINY_TAG} --cache-dir {empty}'):
+    with pytest.raises(WeightsUnavailableError, match=f'tl-download {TINY_TAG} --cache-dir {empty}'):
         timm.create_model(TINY_TAG, pretrained=True, cache_dir=empty)
 
 
@@ -147,8 +143,8 @@ def test_download_offline_with_nothing_cached_says_what_is_missing(hub, tmp_path
     assert (f'error: {TINY_TAG}: hf-hub:{TINY_SOURCE_REPO}: model.safetensors or pytorch_model.bin '
             f'not in the cache') in err
     assert 'error: hf-hub:hubtest/somewhere: hf-hub:hubtest/somewhere: config.json not in the cache' in err
-    assert f'python scripts/download.py {TINY_TAG}' in err
-    assert 'python scripts/download.py hf-hub:hubtest/somewhere' in err
+    assert f'tl-download {TINY_TAG}' in err
+    assert 'tl-download hf-hub:hubtest/somewhere' in err
     assert err.count('local-dir:PATH') == 2
 
 

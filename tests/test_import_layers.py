@@ -6,17 +6,17 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / 'tl_models'
 # Each room may import only rooms of a lower rank (and itself). The package root imports the rooms it exports.
+# Deprecated import paths (checkpoint, pretrained, study) import nothing but tl_models._moved.
 RANKS = {
-    'version': 0, 'io': 0, 'layers': 0,
-    'checkpoint': 1,
-    'pretrained': 2,
-    'models': 3,
-    'registry': 4,
-    'hub': 5,
+    'version': 0, 'io': 0, 'layers': 0, 'runtime': 0,
+    'weights': 1, 'checkpoint': 1, 'pretrained': 1,
+    'models': 2,
+    'registry': 3,
+    'data': 4,
+    'evaluate': 5, 'hub': 5,
     'train': 6,
-    'benchmark': 7,
-    'visualize': 7,
-    'study': 8,
+    'benchmark': 7, 'visualize': 7,
+    'cli': 8, 'study': 8,
 }
 
 
@@ -58,3 +58,13 @@ def test_imports_go_to_lower_rooms_only(path):
     upward = [f'line {line}: {other}' for line, other in _imported_rooms(path)
               if other != room and RANKS.get(other, -1) >= RANKS[room]]
     assert not upward, f'{path.relative_to(PACKAGE)} ({room}, rank {RANKS[room]}) imports upward: {upward}'
+
+
+@pytest.mark.parametrize('path', FILES, ids=[str(p.relative_to(PACKAGE)) for p in FILES])
+def test_the_package_never_imports_the_lab(path):
+    """The experiment harness (lab/) is outside the wheel: the package runs without it."""
+    imports = [node for node in ast.walk(ast.parse(path.read_text(encoding='utf-8')))
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in imports if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or '' for n in imports if isinstance(n, ast.ImportFrom) and not n.level]
+    assert not [name for name in names if name == 'lab' or name.startswith('lab.')]

@@ -8,8 +8,8 @@ import timm
 import torch
 
 import tl_models  # noqa: F401  (registers the tl_ models)
+from lab.study import pairwise_map_similarity
 from tl_models import TokenFuser, TokenLearner, TokenLearnerV11
-from tl_models.study import pairwise_map_similarity
 
 C, S = 128, 8
 

@@ -37,7 +37,7 @@ def test_installed_wheel_finds_its_configs_outside_a_checkout(installed_wheel, t
     assert sorted(n.rsplit('/', 1)[1] for n in names if n.startswith('tl_models/configs/') and n.endswith('.yaml')
                   and n.count('/') == 2) == shipped
     assert any(n.startswith('tl_models/configs/train/') for n in names)
-    assert any(n.startswith('tl_models/configs/study/') for n in names)
+    assert not [n for n in names if n.startswith(('lab/', 'tl_models/configs/study/', 'tl_models/lab/'))]
 
     script = ('import tl_models, timm; from tl_models.registry import builtin_config_dir; '
               'print(tl_models.__file__); print(builtin_config_dir()); print(len(timm.list_models("tl_*")))')
@@ -46,6 +46,17 @@ def test_installed_wheel_finds_its_configs_outside_a_checkout(installed_wheel, t
                          text=True).stdout.split()
     assert out[0].startswith(str(target)) and out[1] == str(target / 'tl_models' / 'configs')
     assert int(out[2]) == _shipped_variant_count()
+
+
+def test_wheel_installs_the_commands(installed_wheel):
+    names, target = installed_wheel
+    (entry_points,) = [n for n in names if n.endswith('.dist-info/entry_points.txt')]
+    text = (next(target.glob('tl_models-*.dist-info')) / 'entry_points.txt').read_text()
+    commands = dict(line.split(' = ') for line in text.splitlines() if ' = ' in line)
+    assert commands == {f'tl-{name}': f'tl_models.cli.{module}:main' for name, module in (
+        ('train', 'train'), ('validate', 'validate'), ('benchmark', 'benchmark'), ('visualize', 'visualize'),
+        ('export', 'export'), ('download', 'download'), ('push', 'push'), ('convert-dinov2', 'convert_dinov2'))}
+    assert entry_points
 
 
 @pytest.mark.slow
@@ -77,5 +88,5 @@ def test_ci_runs_the_readme_test_command():
     commands = [line for line in readme.splitlines() if line.startswith('python3 -m venv .venv && ')]
     assert len(commands) == 2, 'the README gives two set-up commands'
     setup, tests = commands
-    assert 'scripts/train.py' in setup and 'pytest' in tests
+    assert '.venv/bin/tl-train' in setup and 'pytest' in tests
     assert tests in (ROOT / '.ci' / 'run').read_text().splitlines()

@@ -12,14 +12,14 @@ import pytest
 import timm
 import torch
 
+from lab.study.cards import shipped_folder
+from lab.study.runner import result_path
+from lab.study.spec import load_study
+from tl_models.evaluate import load_eval_model
 from tl_models.registry import builtin_config_dir, get_variant, list_plain_variants, list_variants
-from tl_models.study.cards import shipped_folder
-from tl_models.study.runner import result_path
-from tl_models.study.spec import load_study
-from tl_models.train.validate import load_eval_model
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY_FILES = sorted((REPO / 'configs' / 'study').glob('*.yaml'))
+STUDY_FILES = sorted((REPO / 'lab' / 'studies').glob('*.yaml'))
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 

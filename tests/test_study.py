@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import tl_models  # noqa: F401  (registers the tl_ models)
-from tl_models.study import (
+from lab.study import (
     StudyConfigError,
     StudySettings,
     load_study,
@@ -23,11 +23,11 @@ from tl_models.study import (
     result_path,
     run_study,
 )
-from tl_models.study.cards import shipped_folder, write_shipped_cards
-from tl_models.study.plot import pareto_front
-from tl_models.study.report import check_targets, format_table, summarise, write_report
-from tl_models.study.rows import ModelRow
-from tl_models.study.speed import WORKLOADS, measure_speed
+from lab.study.cards import shipped_folder, write_shipped_cards
+from lab.study.model_rows import ModelRow
+from lab.study.plot import pareto_front
+from lab.study.report import check_targets, format_table, summarise, write_report
+from lab.study.speed import WORKLOADS, measure_speed
 
 ROOT = Path(__file__).parents[1]
 TINY = textwrap.dedent("""\
@@ -60,12 +60,12 @@ def _settings(tmp_path: Path, jobs: int = 1) -> StudySettings:
 
 
 def test_the_shipped_study_files_parse():
-    study = load_study(ROOT / 'configs' / 'study' / 'cifar10.yaml')
+    study = load_study(ROOT / 'lab' / 'studies' / 'cifar10.yaml')
     assert study.twins == {'nano': 'vit_nano_patch4_32', 'micro': 'vit_micro_patch4_32'}
     assert study.recipe['epochs'] == 20 and study.recipe['val_split'] == 'test' and study.recipe['select'] == 'last'
     assert {r.seed for r in study.runs if r.name == 'tl_vit_nano_patch4_32_8at2'} == {0, 1, 2}
     assert all(study.config(r, data_dir='DATA').epochs == 20 for r in study.runs)  # one recipe for every run
-    tuning = load_study(ROOT / 'configs' / 'study' / 'cifar10_tuning.yaml')
+    tuning = load_study(ROOT / 'lab' / 'studies' / 'cifar10_tuning.yaml')
     assert all(tuning.config(r).holdout == 0.1 and tuning.config(r).val_split == 'validation' for r in tuning.runs)
 
 
@@ -100,7 +100,7 @@ def test_runs_come_seed_by_seed_and_finished_ones_are_skipped(tmp_path):
 
 
 def test_a_run_folder_resumes_when_only_newer_settings_are_missing_from_its_config(tmp_path):
-    from tl_models.study.runner import _resumable
+    from lab.study.runner import _resumable
     from tl_models.train import TrainConfig
 
     config = TrainConfig(model='vit_nano_d2_patch4_32', dataset='digits', epochs=3, seed=1)
@@ -208,7 +208,7 @@ def _with_twin(rows):
 
 
 def test_targets_are_met_missed_or_open_from_the_rows():
-    targets = load_study(ROOT / 'configs' / 'study' / 'cifar10.yaml').targets
+    targets = load_study(ROOT / 'lab' / 'studies' / 'cifar10.yaml').targets
     rows = _with_twin([
         _row('vit_twin', 'twin', [80.0, 81.0], 10.0, {'train_model': 100.0}),
         _row('tl_a', 'tokenlearner', [80.2, 80.4], 5.5, {'train_model': 170.0}),
@@ -229,8 +229,34 @@ def test_targets_are_met_missed_or_open_from_the_rows():
         None]  # no plain ViT of that cost
 
 
+def test_comparison_targets_name_runs_and_read_means_seeds_and_speed():
+    rows = _with_twin([_row('plain_224', 'twin', [90.0, 92.0], 6.0, {'infer_model': 10.0}),
+                       _row('plain_168', 'plain', [88.0, 88.0], 3.3, {'infer_model': 19.0}),
+                       _row('tl_8at6', 'tokenlearner', [90.5, 90.5], 3.2, {'infer_model': 20.0}),
+                       _row('distilled', 'tokenlearner', [89.0], 3.2)])
+    targets = {
+        'within': [{'run': 'g/tl_8at6', 'of': 'g/plain_224', 'points': 1.0},
+                   {'run': 'g/distilled', 'of': 'g/plain_224', 'seed': 0, 'points': 0.5}],
+        'beats': [{'run': 'g/tl_8at6', 'rival': 'g/plain_168'}, {'run': 'g/nothing', 'rival': 'g/plain_168'}],
+        'closes_gap': [{'run': 'g/tl_8at6', 'low': 'g/plain_168', 'high': 'g/plain_224', 'fraction': 0.5}],
+        'speedup': [{'run': 'g/tl_8at6', 'of': 'g/plain_224', 'workload': 'infer_model', 'min': 1.8},
+                    {'run': 'g/tl_8at6', 'of': 'g/plain_224', 'workload': 'train_model', 'min': 1.6}],
+    }
+    checks = check_targets(rows, targets)
+    assert [c.met for c in checks] == [True, False, True, None, True, True, None]
+    assert '89.00 % (n=1) against 90.00 %: -1.00' in checks[1].measured  # seed 0 of the teacher, not the mean
+    assert 'closes 83% of the 3.00-point gap' in checks[4].measured and '2.00x' in checks[5].measured
+
+
+def test_comparison_targets_must_name_runs_of_the_study(tmp_path):
+    text = TINY + '  beats:\n    - {run: small/vit_nano_d2_patch4_32, rival: small/nobody}\n'
+    with pytest.raises(StudyConfigError, match=r"targets\.beats\[0\]\.rival': expected GROUP/RUN of a run"):
+        load_study(_study(tmp_path, text))
+    assert load_study(ROOT / 'lab' / 'studies' / 'imagenette.yaml').targets['within'][1]['seed'] == 0
+
+
 def test_targets_rest_only_on_variants_with_as_many_seeds_as_the_twin():
-    targets = load_study(ROOT / 'configs' / 'study' / 'cifar10.yaml').targets
+    targets = load_study(ROOT / 'lab' / 'studies' / 'cifar10.yaml').targets
     rows = _with_twin([
         _row('vit_twin', 'twin', [80.0, 81.0], 10.0, {'train_model': 100.0}),
         _row('tl_one_seed', 'tokenlearner', [82.0], 5.5, {'train_model': 170.0}),
@@ -249,7 +275,7 @@ def test_targets_rest_only_on_variants_with_as_many_seeds_as_the_twin():
 
 
 def test_speed_is_counted_in_clips_for_video_models_and_in_images_otherwise():
-    targets = load_study(ROOT / 'configs' / 'study' / 'cifar10.yaml').targets
+    targets = load_study(ROOT / 'lab' / 'studies' / 'cifar10.yaml').targets
     speed = {'train_model': 100.0}
     for twin, learner, unit in (('vit_nano_patch4_32', 'tl_vit_nano_patch4_32_8at2', 'img/s'),
                                 ('vivit_pico_patch4_32_8f', 'tl_vivit_pico_patch4_32_8f_8at2', 'clips/s')):
@@ -311,7 +337,7 @@ VIDEO = textwrap.dedent("""\
 def test_a_video_study_measures_token_maps_per_time_step_and_the_speed_of_clips(tmp_path):
     from tl_models.hub.card import Provenance
     from tl_models.hub.export import export_model
-    from tl_models.study.tokens import token_map_similarity
+    from tl_models.visualize.similarity import token_map_similarity
 
     study = load_study(_study(tmp_path, VIDEO))
     learner_run = study.runs[1]

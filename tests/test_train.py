@@ -13,10 +13,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import tl_models  # noqa: F401  (registers the tl_ models)
-from tl_models.checkpoint import load_checkpoint
+from tl_models.data import DigitsDataset, holdout_indices
+from tl_models.evaluate import validate
 from tl_models.train import TrainConfig, TrainConfigError, load_recipe, train
-from tl_models.train.data import DigitsDataset, holdout_indices
-from tl_models.train.validate import validate
+from tl_models.weights.checkpoint import load_checkpoint
 
 QUICK = dict(epochs=2, warmup_epochs=1)
 
@@ -170,7 +170,8 @@ def test_recipes_load_and_flags_override_them(tmp_path):
     assert config.batch_size == TrainConfig().batch_size
     for shipped in sorted(Path(__file__).parents[1].glob('configs/train/*.yaml')):
         recipe = TrainConfig(**load_recipe(shipped))
-        assert recipe.pretrained == shipped.name.startswith(('finetune', 'tokenlearner'))  # CIFAR-10: from scratch
+        # CIFAR-10 trains from scratch; fine-tuning recipes (Imagenette's too) start pretrained
+        assert recipe.pretrained == shipped.name.startswith(('finetune', 'tokenlearner', 'imagenette'))
 
 
 @pytest.mark.parametrize('text, message', [
@@ -199,7 +200,7 @@ def test_torchrun_ddp_on_two_cpu_processes(tmp_path):
     run = tmp_path / 'ddp'
     result = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-         'scripts/train.py', '--epochs', '1', '--warmup-epochs', '0', '--output', str(run)],
+         '-m', 'tl_models.cli.train', '--epochs', '1', '--warmup-epochs', '0', '--output', str(run)],
         cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run / 'summary.json').read_text())
@@ -216,7 +217,7 @@ def test_progress_bar_on_a_terminal_only(monkeypatch):
     import io
     import sys
 
-    from tl_models.train.progress import EpochProgress
+    from tl_models.runtime import EpochProgress
 
     monkeypatch.setattr(sys, 'stderr', io.StringIO())
     assert EpochProgress(3, 'epoch 1').bar is None  # not a terminal: the trainer logs a line per epoch instead
@@ -267,3 +268,18 @@ def test_holdout_trains_on_the_rest_of_the_training_split(tmp_path):
 def test_bad_values_are_refused_when_the_configuration_is_made(overrides, message):
     with pytest.raises(TrainConfigError, match=message):
         TrainConfig(**overrides)
+
+
+def test_the_main_job_ends_on_the_last_epochs_figure_not_the_best_picked_one():
+    from tl_models.cli.train import final_lines
+
+    summary = dict(select='best', selected_epoch=46, selected_top1=100.0, epochs=60, epochs_planned=60,
+                   last_top1=99.72)
+    lines = final_lines(summary).splitlines()
+    assert lines[-1] == ('held-out top-1 accuracy: 99.72% (the last epoch, 60 of 60; not picked on the held-out '
+                         'split)')
+    assert 'best held-out epoch, 46 of 60 (100.00%)' in lines[0] and 'biased' in lines[0]
+    last = final_lines(dict(summary, select='last', selected_epoch=60, selected_top1=99.72)).splitlines()
+    assert last == lines[-1:]
+    stopped = final_lines(dict(summary, select='last', epochs=5, last_top1=None))
+    assert stopped.endswith('not measured yet (stopped after epoch 5; continue with --resume)')

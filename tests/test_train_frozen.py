@@ -7,9 +7,9 @@ import timm
 import torch
 
 import tl_models  # noqa: F401  (registers the tl_ models)
+from tl_models.data import DigitsDataset, SplitData
+from tl_models.data.feature_cache import CachedTokenLoader, load_cached_split, prefix_tokens
 from tl_models.train import TrainConfig, TrainConfigError, train
-from tl_models.train.data import DigitsDataset, SplitData
-from tl_models.train.feature_cache import CachedTokenLoader, load_cached_split, prefix_tokens
 from tl_models.train.frozen import PartlyFrozen, cache_depth, freeze_blocks
 
 from conftest import randomize_
@@ -124,7 +124,7 @@ def test_cached_run_trains_exports_a_model_that_takes_images_and_shares_its_cach
     again = train(TrainConfig(output=str(tmp_path / 'b'), cache_dir=str(cache), **CACHED))
     assert sorted(p.name for p in cache.glob('*.npy')) == files and again['last_top1'] == summary['last_top1']
     model = timm.create_model(f"local-dir:{tmp_path / 'a' / 'model'}", pretrained=True)
-    from tl_models.train.validate import validate
+    from tl_models.evaluate import validate
     assert validate(f"local-dir:{tmp_path / 'a' / 'model'}", TrainConfig())['top1'] == pytest.approx(
         summary['last_top1'], abs=0.6)  # end to end on images, against the cached (float16) evaluation
     assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 10)

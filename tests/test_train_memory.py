@@ -10,10 +10,10 @@ from PIL import Image
 from timm.data import create_transform, resolve_input_data_config
 
 import tl_models  # noqa: F401  (registers the tl_ models)
+from tl_models.data import build_loader, holdout_indices, load_split, preload_split
+from tl_models.data.preload import PreloadedImages, PreloadedLoader, preload_images, random_resized_crop_boxes
+from tl_models.runtime import Distributed
 from tl_models.train import TrainConfig, TrainConfigError
-from tl_models.train.data import build_loader, holdout_indices, load_split, preload_split
-from tl_models.train.distributed import Distributed
-from tl_models.train.memory import PreloadedImages, PreloadedLoader, preload_images, random_resized_crop_boxes
 
 CPU = Distributed(torch.device('cpu'))
 DATA_CONFIG = dict(input_size=(3, 8, 8), mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), crop_pct=1.0,

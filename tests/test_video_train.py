@@ -13,12 +13,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import tl_models  # noqa: F401  (registers the tl_ models)
+from tl_models.data import DigitsDataset, build_loader, load_split, model_input
+from tl_models.data import moving_digits as md
+from tl_models.data.clips import ClipSampling
+from tl_models.evaluate import validate
+from tl_models.runtime import Distributed
 from tl_models.train import TrainConfig, TrainConfigError, train
-from tl_models.train import moving_digits as md
-from tl_models.train.data import DigitsDataset, build_loader, load_split
-from tl_models.train.distributed import Distributed
-from tl_models.train.validate import validate
-from tl_models.train.video import ClipSampling
 
 MODEL = 'tl_vivit_pico_patch4_32_8f_8at2'
 SINGLE_FRAME = 'vivit_pico_patch4_32_1f'
@@ -34,7 +34,7 @@ def few_clips(monkeypatch):
 
 
 def _clips_of(split: str) -> md.MovingDigits:
-    return load_split(TrainConfig(model=MODEL), split, video=True).dataset
+    return load_split(TrainConfig(model=MODEL), split, model_input(MODEL)).dataset
 
 
 # --- the task ------------------------------------------------------------------------------------------------------
@@ -88,9 +88,9 @@ def test_moving_digits_splits_are_deterministic_and_use_disjoint_digits():
 def test_a_single_frame_model_sees_the_middle_frame(few_clips):
     model = timm.create_model(SINGLE_FRAME, num_classes=40)
     config = TrainConfig(model=SINGLE_FRAME, batch_size=16)
-    split = load_split(config, 'validation', video=True)
+    split = load_split(config, 'validation', model_input(model))
     data_config = timm.data.resolve_input_data_config(model)
-    clips, _ = next(iter(build_loader(split, data_config, config, False, CPU, num_frames=model.num_frames)))
+    clips, _ = next(iter(build_loader(split, data_config, config, False, CPU, inputs=model_input(model))))
     assert clips.shape == (16, 3, 1, 32, 32)
     middle = torch.from_numpy(split.dataset.clips[:16, md.MIDDLE_FRAME]).float() / 255  # [16, 32, 32]
     torch.testing.assert_close(clips[:, 0, 0], (middle - 0.5) / 0.5)
@@ -187,10 +187,10 @@ def test_clip_folders_read_video_files_and_frame_folders_centre_clip_in_evaluati
     data = _clip_folder(tmp_path / 'data')
     model = timm.create_model(MODEL, num_classes=2)
     config = TrainConfig(model=MODEL, data_dir=str(data), batch_size=4, clip_stride=1)
-    split = load_split(config, 'validation', video=True)
+    split = load_split(config, 'validation', model_input(model))
     assert split.class_names == ['dark', 'light'] and split.description == f'video folder {data}'
     clips, targets = next(iter(build_loader(split, timm.data.resolve_input_data_config(model), config, False, CPU,
-                                            num_frames=8)))
+                                            inputs=model_input(model))))
     assert clips.shape == (4, 3, 8, 32, 32) and targets.tolist() == [0, 0, 1, 1]
     brightness = (clips * 0.5 + 0.5).mean(dim=(1, 3, 4)) * 255  # [B, T]
     expected = torch.tensor([0, 0, 60, 60])[:, None] + 16 * torch.arange(2, 10)  # the 8 centre frames of 12
@@ -207,14 +207,14 @@ def test_training_on_a_clip_folder(tmp_path):
 
 
 def _torchrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """scripts/train.py on 2 gloo processes, with moving digits of 128 training and 64 validation clips."""
+    """tl-train on 2 gloo processes, with moving digits of 128 training and 64 validation clips."""
     root = Path(__file__).parents[1]
     script = tmp_path / 'train_few_clips.py'
-    script.write_text(f'import runpy, sys\n'
-                      f'from tl_models.train import moving_digits\n'
-                      f'moving_digits.SPLITS.update(train=(128, 0), validation=(64, 1))\n'
-                      f'sys.argv[0] = {str(root / "scripts" / "train.py")!r}\n'
-                      f'runpy.run_path(sys.argv[0], run_name="__main__")\n')
+    script.write_text('import sys\n'
+                      'from tl_models.cli.train import main\n'
+                      'from tl_models.data import moving_digits\n'
+                      'moving_digits.SPLITS.update(train=(128, 0), validation=(64, 1))\n'
+                      'sys.exit(main())\n')
     return subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', str(script),
          '--model', MODEL, '--epochs', '1', '--warmup-epochs', '0', '--threads', '1', *args],

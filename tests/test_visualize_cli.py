@@ -1,8 +1,7 @@
-"""scripts/visualize.py (issue #7): the PNG and GIF it writes, its default image, and its error messages.
+"""tl-visualize (issue #7): the PNG and GIF it writes, its default image, and its error messages.
 
-Most runs call the script's ``main`` in this process (fast); one runs it as ``python scripts/visualize.py``.
+Most runs call the command's ``main`` in this process (fast); one runs it in a subprocess, as the installed command.
 """
-import importlib.util
 import re
 import subprocess
 import sys
@@ -17,22 +16,14 @@ from sklearn.datasets import load_sample_image
 import tl_models  # noqa: F401  (registers the tl_* models)
 from tl_models.visualize import GridLayout, panel_shape
 
-from conftest import randomize_
+from conftest import command, load_script, randomize_
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / 'scripts' / 'visualize.py'
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('visualize_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
 def script():
-    return load_script()
+    return load_script('visualize')
 
 
 @pytest.fixture(scope='module')
@@ -165,7 +156,7 @@ def test_bad_input_gives_a_clear_message_and_writes_nothing(script, image_path, 
 def test_script_runs_from_the_repository_root(fuser_model_dir, image_path, tmp_path):
     output = tmp_path / 'maps.png'
     result = subprocess.run(
-        [sys.executable, 'scripts/visualize.py', '--model', f'local-dir:{fuser_model_dir}', '--image', str(image_path),
+        [*command('visualize'), '--model', f'local-dir:{fuser_model_dir}', '--image', str(image_path),
          '--output', str(output), '--panel-size', '16'],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

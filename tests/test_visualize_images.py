@@ -99,7 +99,7 @@ def test_models_with_other_channel_counts_give_a_clear_error():
 
 
 def test_digit_image_is_the_held_out_digit():
-    from tl_models.train.data import DigitsDataset
+    from tl_models.data import DigitsDataset
     from tl_models.visualize import VisualizationError, digit_image
 
     image = digit_image(5)

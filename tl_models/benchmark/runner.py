@@ -26,10 +26,10 @@ from timm.models import get_pretrained_cfg
 
 from .environment import describe_environment, resolve_device, synchronizer
 from .flops import count_gmacs, count_params_m
-from .memory import MemoryMeter, memory_meter
+from .peak_memory import MemoryMeter, memory_meter
 from .report import add_comparisons
 from .selection import ModelSpec, group_by_baseline, resolve_models
-from .share import token_module_time_share
+from .time_share import token_module_time_share
 from .timing import time_interleaved
 from .workloads import (
     OPTIMIZERS,

@@ -1,16 +1,17 @@
-"""Pretrained weights on the Hugging Face hub: safe loading, export, prefetch and upload.
+"""Weights out, to the Hugging Face hub: export, model cards, upload, the pretrained tags and prefetching them.
 
-- :mod:`tl_models.pretrained` (re-exported here): finding, downloading and checking weight files, used by the
+- :mod:`tl_models.weights` (re-exported here): finding, downloading and checking weight files, used by the
   model factories too.
 - :mod:`.export` and :mod:`.card`: hub-ready folders (config.json, model.safetensors, README.md).
-- :mod:`.prefetch`: the pretrained tags and their repos; filling the cache ahead of time.
+- :mod:`.tags`: the pretrained tags and their repos; filling the cache ahead of time.
 - :mod:`.push`: uploading an exported folder.
+- :mod:`.convert_dinov2`: a DINOv2 backbone exported to ONNX -> a timm model folder.
 """
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..checkpoint import CheckpointError
 from ..models.adapt import CheckpointMismatchError
-from ..pretrained import (
+from ..registry import VariantConfigError
+from ..weights import (
     HubDownloadError,
     HubFileNotFoundError,
     NoPretrainedWeightsError,
@@ -22,7 +23,7 @@ from ..pretrained import (
     find_weight_file,
     pretrained_file_overlay,
 )
-from ..registry import VariantConfigError
+from ..weights.checkpoint import CheckpointError
 from .card import Provenance, model_card
 from .export import (
     ExportError,
@@ -34,8 +35,8 @@ from .export import (
     tag_entry,
 )
 from .names import IMPORT_NOTE, UnknownArchitectureError, check_architecture
-from .prefetch import PretrainedTag, cached_weight_file, list_pretrained_tags, prefetch
 from .push import ExportFolderError, PushResult, check_export_folder, push_folder
+from .tags import PretrainedTag, cached_weight_file, list_pretrained_tags, prefetch
 
 # What the scripts report as one line, without a traceback: bad input, or files that are missing,
 # unavailable, damaged or do not fit. KeyError: an unknown variant; ValueError: a malformed model name.

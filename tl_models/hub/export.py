@@ -11,15 +11,14 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import timm
 import torch.nn as nn
-from timm.models import PretrainedCfg
-from timm.models._hub import save_config_for_hf  # timm's writer of config.json (as used by timm.models.save_for_hf)
+from timm.models import PretrainedCfg, save_for_hf
 
-from ..checkpoint import TrainingCheckpoint, load_checkpoint, model_from_checkpoint
-from ..io import atomic_dir, write_json, write_safetensors, write_text
+from ..io import atomic_dir, write_json, write_text
 from ..models import TokenLearnerVisionTransformer
-from ..pretrained.weights import SAFE_WEIGHTS_NAME
 from ..registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER, generic_architecture, get_variant, is_builtin
 from ..version import __version__
+from ..weights.checkpoint import TrainingCheckpoint, load_checkpoint, model_from_checkpoint
+from ..weights.files import SAFE_WEIGHTS_NAME
 from .card import Provenance, model_card
 from .names import IMPORT_NOTE
 
@@ -126,12 +125,11 @@ def export_model(
     architecture = _architecture(model)
     num_params = sum(p.numel() for p in model.parameters())
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        save_config_for_hf(model, str(tmp / CONFIG_NAME), model_args=_model_args(model, architecture),
-                           data_config=data_config,
-                           model_config=dict(label_names=list(label_names)) if label_names else None)
+        save_for_hf(model, str(tmp), model_args=_model_args(model, architecture), data_config=data_config,
+                    model_config=dict(label_names=list(label_names)) if label_names else None,
+                    safe_serialization=True)  # timm's writer: config.json and model.safetensors
         config = _finish_config(json.loads((tmp / CONFIG_NAME).read_text(encoding='utf-8')), provenance)
         write_json(tmp / CONFIG_NAME, config)
-        write_safetensors(tmp / SAFE_WEIGHTS_NAME, model.state_dict(), metadata={'format': 'pt'})
         write_text(tmp / CARD_NAME, model_card(config, provenance, num_params, repo_id))
     return Path(out_dir)
 

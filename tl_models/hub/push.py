@@ -29,7 +29,7 @@ def check_export_folder(folder: PathLike, repo_id: Optional[str] = None) -> List
     """Checks an exported folder before upload; returns the files to upload.
 
     Args:
-        folder: The folder written by ``scripts/export.py``.
+        folder: The folder written by ``tl-export``.
         repo_id: The target repo; if given, the model card must show loading from it.
 
     Raises:
@@ -41,7 +41,7 @@ def check_export_folder(folder: PathLike, repo_id: Optional[str] = None) -> List
     missing = [name for name in EXPORT_FILES if not (folder / name).is_file()]
     if missing:
         raise ExportFolderError(f"{folder}: not an exported model folder; missing {', '.join(missing)} "
-                                f'(write one with scripts/export.py)')
+                                f'(write one with tl-export)')
     config = json.loads((folder / CONFIG_NAME).read_text(encoding='utf-8'))
     check_architecture(config.get('architecture', ''), str(folder / CONFIG_NAME))
     if repo_id and f'hf-hub:{repo_id}' not in (folder / CARD_NAME).read_text(encoding='utf-8'):

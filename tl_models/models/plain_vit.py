@@ -8,7 +8,7 @@ from typing import Any, Dict
 from timm.models import DefaultCfg, VisionTransformer
 from timm.models.vision_transformer import _create_vision_transformer
 
-from ..pretrained import pretrained_file_overlay
+from ..weights import pretrained_file_overlay
 
 __all__ = ['create_plain_vit']
 

@@ -28,10 +28,11 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from timm.layers import to_2tuple
 from timm.models import DefaultCfg, build_model_with_cfg, resolve_pretrained_cfg
 from torch.jit import Final
 
-from ..pretrained import pretrained_file_overlay
+from ..weights import pretrained_file_overlay
 from .adapt_video import video_checkpoint_filter_fn
 from .tl_vit import TokenLearnerVisionTransformer
 
@@ -42,10 +43,6 @@ default_cfgs: Dict[str, DefaultCfg] = {}
 
 _NLC_ONLY = ("video models give NLC intermediates only (block outputs [B, T'*N, C], or [B, T'*S, C] after the "
              "TokenLearner): no NCHW feature maps")
-
-
-def _pair(value: Union[int, Tuple[int, int], List[int]]) -> Tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 class TubeletEmbed(nn.Module):
@@ -88,7 +85,7 @@ class TubeletEmbed(nn.Module):
             device, dtype: Where and in what type to create the parameters.
         """
         super().__init__()
-        img_size, patch = _pair(img_size), _pair(patch_size)
+        img_size, patch = to_2tuple(img_size), to_2tuple(patch_size)
         if patch[0] != patch[1]:
             raise ValueError(f'expected a square patch_size, got {patch}')
         if dynamic_img_pad:

@@ -26,7 +26,7 @@ from timm.models._features import feature_take_indices
 from torch.jit import Final
 
 from ..layers import TokenFuser, TokenLearner, TokenLearnerV11
-from ..pretrained import pretrained_file_overlay
+from ..weights import pretrained_file_overlay
 from .adapt import checkpoint_filter_fn
 from .backbone import vit_arguments
 

@@ -68,6 +68,28 @@ class VariantConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """The input of a model: ``num_frames`` T for a video model's clips ``[B, 3, T, H, W]``, None for images;
+    ``model`` names the model in messages (:func:`tl_models.data.model_input` gives it for any model)."""
+    num_frames: Optional[int] = None
+    model: str = 'the model'
+
+    @property
+    def is_video(self) -> bool:
+        return self.num_frames is not None
+
+    @property
+    def kind(self) -> str:
+        """'video' or 'image'."""
+        return 'video' if self.is_video else 'image'
+
+    @property
+    def unit(self) -> str:
+        """What one input is called in throughput figures: 'clip' or 'image'."""
+        return 'clip' if self.is_video else 'image'
+
+
+@dataclasses.dataclass(frozen=True)
 class Variant:
     """One validated model variant.
 
@@ -97,9 +119,15 @@ class Variant:
         return self.name.startswith('tl_')
 
     @property
+    def input(self) -> 'InputSpec':
+        """What the model takes: clips of ``architecture.num_frames`` frames if its architecture gives them, else
+        images."""
+        return InputSpec(self.architecture.get('num_frames'), self.name)
+
+    @property
     def is_video(self) -> bool:
-        """A video model (``tl_vivit_...`` or its plain twin ``vivit_...``) on clips ``[B, 3, T, H, W]``."""
-        return self.name.startswith(VIDEO_PREFIXES)
+        """A video model on clips ``[B, 3, T, H, W]``."""
+        return self.input.is_video
 
     @property
     def model_args(self) -> Dict[str, Any]:

@@ -1,15 +1,7 @@
-"""Studies: many training runs of one recipe (models x seeds), their speed, and a report of what they show.
+"""Deprecated import path: the study harness moved out of the package to :mod:`lab.study` (the source repository's
+lab/); :mod:`tl_models.study.tokens` is :mod:`tl_models.visualize.similarity`."""
+from .._moved import moved_to_lab
 
-- :mod:`.spec`: the study file (recipe, groups of models with their twin, seeds).
-- :mod:`.runner`: trains the runs not yet done, one result file each, resumable, several at a time.
-- :mod:`.tokens`: how alike the learned tokens' spatial maps are.
-- :mod:`.speed`: every model's training and inference img/s, model only and end to end, in one process.
-- :mod:`.report`, :mod:`.plot`: the table (mean and spread over seeds), the targets, top-1 against cost.
-- :mod:`.cards`: the model cards of the weights a study ships.
-"""
-from .runner import StudySettings, pending_runs, result_path, run_study
-from .spec import RunSpec, StudyConfigError, StudySpec, load_study
-from .tokens import pairwise_map_similarity, token_map_similarity
-
-__all__ = ['RunSpec', 'StudyConfigError', 'StudySettings', 'StudySpec', 'load_study', 'pairwise_map_similarity',
-           'pending_runs', 'result_path', 'run_study', 'token_map_similarity']
+_new = moved_to_lab(__name__, 'lab.study')
+globals().update({name: getattr(_new, name) for name in _new.__all__})
+__all__ = list(_new.__all__)

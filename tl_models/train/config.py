@@ -1,37 +1,31 @@
 """The training configuration: defaults (the embedded digits run), YAML recipes, command-line overrides.
 
-Precedence, lowest first: the defaults below, a recipe file (``--config configs/train/....yaml``),
-then flags given on the command line. The resolved configuration is saved with every run.
+:class:`TrainConfig` extends the data configuration (:class:`tl_models.data.DataConfig`) with the model, the
+optimisation and the run. Precedence, lowest first: the defaults below, a recipe file (``--config
+configs/train/....yaml``), then flags given on the command line. The resolved configuration is saved with every run.
 """
 import argparse
 import dataclasses
-import difflib
 import typing
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
-import timm
 import yaml
 
-__all__ = ['TrainConfig', 'TrainConfigError', 'add_arguments', 'check_model_name', 'check_options', 'config_from_args',
-           'load_recipe']
+from ..data.config import ConfigError, DataConfig
+from ..data.config import config_field as _field
+
+__all__ = ['TrainConfig', 'TrainConfigError', 'add_arguments', 'check_options', 'config_from_args', 'load_recipe']
 
 
-class TrainConfigError(ValueError):
-    """A bad training configuration, reported before any training starts."""
-
+TrainConfigError = ConfigError  # a bad data or training configuration, reported before any training starts
 
 SELECT_CHOICES = ('best', 'last')
 
 
-def _field(default: Any, help: str) -> Any:
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=dict(help=help))
-    return dataclasses.field(default=default, metadata=dict(help=help))
-
 
 @dataclasses.dataclass
-class TrainConfig:
+class TrainConfig(DataConfig):
     """Everything a run needs. The defaults are the embedded default run: a small TokenLearner ViT on
     scikit-learn's digits (no download), which reaches >= 95% held-out top-1 in a few minutes on 2 CPU cores."""
     # model
@@ -47,40 +41,10 @@ class TrainConfig:
                                 'image ViTs')
     cache_frozen: bool = _field(False, "compute the frozen blocks' outputs once per image (and flipped image, with "
                                 '--hflip) and train from them; needs --freeze-blocks, --scale 1 1, --ratio 1 1')
-    cache_dir: Optional[str] = _field(None, 'where --cache-frozen keeps block outputs (shared by runs with the '
-                                      'same frozen weights, preprocessing and data); default: RUN/feature_cache')
     grad_checkpointing: bool = _field(False, 'recompute blocks in backward to save memory')
     compile: bool = _field(False, 'torch.compile the model')
-    # data
-    data_dir: Optional[str] = _field(None, "image folder with train/ and validation/ sub-folders (timm's layout); "
-                                     'for video models DATA/<split>/<class>/<clip>, a clip being a video file or a '
-                                     'folder of frame images')
-    dataset: str = _field('', "image models: 'digits' (scikit-learn, embedded), 'folder' (needs --data-dir) or a "
-                          "timm dataset name such as torch/cifar10 (its backend must be installed); video models: "
-                          "'moving_digits' (embedded, digits moving in 4 directions) or 'video_folder' (needs "
-                          "--data-dir); default: digits (video models: moving_digits) without --data-dir, else "
-                          "folder (video_folder)")
-    train_split: str = _field('train', 'training split (sub-folder or dataset split)')
-    val_split: str = _field('validation', 'held-out split (sub-folder or dataset split)')
-    holdout: float = _field(0.0, 'carve this fraction of the training split out as the held-out split (stratified '
-                            'by class, the same images for every seed); --val-split is then not read')
-    preload: bool = _field(False, 'decode the whole dataset into memory once and augment whole batches on the '
-                           'device (random-resized crop and flip): fast for small images such as CIFAR-10')
-    img_size: Optional[int] = _field(None, "input size; default: the model's")
-    clip_frames: Optional[int] = _field(None, "video models: frames per clip; default: the model's (the model is "
-                                        'built for it, as for --img-size)')
-    clip_stride: int = _field(1, 'video data: take every this-many-th frame (a random stretch in training, the '
-                              'centre one in evaluation)')
-    workers: int = _field(0, 'data loader worker processes')
-    scale: List[float] = _field([0.85, 1.0], 'random-resized-crop area range')  # noqa: RUF009 (a field())
-    ratio: List[float] = _field([0.9, 1.1], 'random-resized-crop aspect-ratio range')  # noqa: RUF009
-    hflip: float = _field(0.0, 'horizontal flip probability (0 for digits: a flipped digit is another shape)')
-    color_jitter: float = _field(0.0, 'colour jitter strength')
-    aa: Optional[str] = _field(None, "timm auto-augment policy, e.g. 'rand-m9-mstd0.5'")
-    reprob: float = _field(0.0, 'random erasing probability')
     # optimisation
     epochs: int = _field(60, 'number of epochs')
-    batch_size: int = _field(64, 'batch size per process')
     opt: str = _field('adamw', "timm optimizer name")
     lr: float = _field(2e-3, 'peak learning rate')
     min_lr: float = _field(1e-5, 'final learning rate of the cosine schedule')
@@ -96,7 +60,6 @@ class TrainConfig:
     model_ema: bool = _field(False, 'keep an exponential moving average of the weights (ModelEmaV3)')
     model_ema_decay: float = _field(0.998, 'EMA decay per step')
     amp: bool = _field(False, 'bfloat16 autocast')
-    seed: int = _field(0, 'random seed (each epoch reseeds from it, so resumed runs repeat exactly)')
     eval_every: int = _field(1, 'evaluate on the held-out split every this many epochs (and after the last)')
     select: str = _field('best', "the epoch whose weights become model/: 'best' (highest held-out top-1; the "
                          "held-out split is then validation data) or 'last' (the end of the schedule, for a "
@@ -119,10 +82,9 @@ class TrainConfig:
     device: Optional[str] = _field(None, "'cpu' or 'cuda'; default: cuda if available")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.select not in SELECT_CHOICES:
             raise TrainConfigError(f"'select' expects one of {', '.join(SELECT_CHOICES)}, got {self.select!r}")
-        if not 0 <= self.holdout < 1:
-            raise TrainConfigError(f"'holdout' expects a fraction in [0, 1), got {self.holdout}")
         if self.eval_every < 1:
             raise TrainConfigError(f"'eval_every' expects a positive number of epochs, got {self.eval_every}")
         if not 0 <= self.distill_alpha <= 1:
@@ -132,9 +94,6 @@ class TrainConfig:
         if self.distill_feature_weight < 0:
             raise TrainConfigError(
                 f"'distill_feature_weight' expects a weight >= 0, got {self.distill_feature_weight}")
-        for name in ('clip_frames', 'clip_stride'):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise TrainConfigError(f"'{name}' expects a positive number of frames, got {getattr(self, name)}")
         if self.tokenlearner_lr_scale <= 0:
             raise TrainConfigError(
                 f"'tokenlearner_lr_scale' expects a positive multiple, got {self.tokenlearner_lr_scale}")
@@ -142,17 +101,6 @@ class TrainConfig:
             raise TrainConfigError(f"'freeze_blocks' expects a number of blocks >= 0, got {self.freeze_blocks}")
         if self.threads is not None and self.threads < 1:
             raise TrainConfigError(f"'threads' expects a positive number, got {self.threads}")
-
-
-def check_model_name(name: str) -> None:
-    """Raises TrainConfigError for a name timm cannot create, listing close TokenLearner names."""
-    source, model_id = timm.models.parse_model_name(name)
-    if source is not None or timm.is_model(timm.models.get_arch_name(model_id)):
-        return
-    close = difflib.get_close_matches(timm.models.get_arch_name(model_id), timm.list_models('tl_*'), n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; list them with timm.list_models('tl_*')"
-    raise TrainConfigError(f'unknown model {name!r}: expected a registered model name, hf-hub:ORG/REPO or '
-                           f'local-dir:PATH{hint}')
 
 
 def _fields() -> Dict[str, dataclasses.Field]:

@@ -24,10 +24,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import resolve_input_data_config
 
-from ..models import TokenLearnerVideoTransformer
+from ..data import check_model_name, model_input
 from ..models.adapt import CheckpointMismatchError, checkpoint_filter_fn
 from ..models.adapt_video import video_checkpoint_filter_fn
-from .config import TrainConfig, TrainConfigError, check_model_name
+from .config import TrainConfig, TrainConfigError
 
 __all__ = ['DistillationLoss', 'StudentWithFeatures', 'describe_distillation', 'init_student_from_teacher',
            'load_teacher', 'teacher_source']
@@ -81,8 +81,7 @@ def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> str:
     equal). Returns a sentence saying what the student starts from; the student is untouched if they do not fit.
     """
     state = teacher.state_dict()
-    video = isinstance(student, TokenLearnerVideoTransformer)
-    filter_fn = video_checkpoint_filter_fn if video else checkpoint_filter_fn
+    filter_fn = video_checkpoint_filter_fn if model_input(student).is_video else checkpoint_filter_fn
     try:
         if hasattr(student, 'token_learners'):
             state = filter_fn(state, student, checkpoint_classes=teacher.num_classes, source='the teacher')

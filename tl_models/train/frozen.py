@@ -10,18 +10,20 @@ frozen part ends or where the TokenLearner runs, whichever comes first (:func:`c
 The model that trains is a :class:`PartlyFrozen` wrapper around the timm model; checkpoints and exports hold the
 timm model itself, which takes images as before.
 """
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
 from timm.models import VisionTransformer
 
+from ..data.feature_cache import STEM
 from ..models import TokenLearnerVideoTransformer, TokenLearnerVisionTransformer
-from .config import TrainConfigError
+from .config import TrainConfig, TrainConfigError
 
-__all__ = ['PartlyFrozen', 'cache_depth', 'check_freezable', 'freeze_blocks', 'frozen_modules', 'frozen_state']
+__all__ = ['PartlyFrozen', 'cache_depth', 'check_cache_options', 'check_freezable', 'freeze_blocks', 'frozen_modules']
 
-STEM = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed', 'norm_pre')
+# Options that change images in ways cached block outputs cannot follow, with the value that means "off".
+_IMAGE_AUGMENTATIONS = {'color_jitter': 0.0, 'aa': None, 'reprob': 0.0, 'mixup': 0.0, 'cutmix': 0.0}
 
 
 def check_freezable(model: nn.Module, count: int) -> None:
@@ -51,10 +53,21 @@ def freeze_blocks(model: VisionTransformer, count: int) -> None:
             param.requires_grad_(False)
 
 
-def frozen_state(model: nn.Module, depth: int) -> Dict[str, torch.Tensor]:
-    """The parameters and buffers that decide the output of block ``depth - 1``: the stem and the blocks before."""
-    blocks = tuple(f'blocks.{i}.' for i in range(depth))
-    return {k: v for k, v in model.state_dict().items() if k.split('.')[0] in STEM or k.startswith(blocks)}
+def check_cache_options(config: TrainConfig) -> None:
+    """Raises TrainConfigError for options that ``--cache-frozen`` cannot honour."""
+    if not config.freeze_blocks:
+        raise TrainConfigError('--cache-frozen caches the outputs of frozen blocks: set --freeze-blocks K too')
+    for name, off in _IMAGE_AUGMENTATIONS.items():
+        if getattr(config, name) != off:
+            raise TrainConfigError(f'--cache-frozen trains from cached block outputs, so the only augmentation is the '
+                                   f'horizontal flip (--hflip); --{name.replace("_", "-")} needs the images: drop it '
+                                   'or drop --cache-frozen')
+    if list(config.scale) != [1.0, 1.0] or list(config.ratio) != [1.0, 1.0]:
+        raise TrainConfigError(f'--cache-frozen takes whole images (no random-resized crop): set --scale 1 1 and '
+                               f'--ratio 1 1 (got scale {config.scale}, ratio {config.ratio})')
+    for name in ('model_ema', 'preload'):
+        if getattr(config, name):
+            raise TrainConfigError(f'--cache-frozen does not work with --{name.replace("_", "-")}')
 
 
 def cache_depth(model: VisionTransformer, frozen: int) -> int:

@@ -18,12 +18,10 @@ epoch k repeats the uninterrupted run exactly (for a deterministic configuration
 import dataclasses
 import logging
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
 import timm
 import timm.scheduler
 import torch
@@ -33,11 +31,16 @@ from timm.data import Mixup, resolve_input_data_config
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
-from ..checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..data import SplitData, build_loader, check_model_name, load_split, model_input
+from ..data.clips import check_video_options
+from ..data.feature_cache import CachedTokenLoader, frozen_state, load_cached_split
+from ..data.preload import InMemoryBatches
+from ..evaluate import evaluate
 from ..hub.export import checkpoint_provenance, export_model
 from ..io import write_json, write_text
-from .config import TrainConfig, TrainConfigError, check_model_name
-from .data import SplitData, build_loader, load_split
+from ..runtime import Distributed, seed_epoch
+from ..weights.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import TrainConfig, TrainConfigError
 from .distill import (
     DistillationLoss,
     StudentWithFeatures,
@@ -45,13 +48,9 @@ from .distill import (
     init_student_from_teacher,
     load_teacher,
 )
-from .distributed import Distributed
-from .engine import evaluate, train_one_epoch
-from .feature_cache import CachedTokenLoader, check_cache_options, load_cached_split
-from .frozen import PartlyFrozen, cache_depth, freeze_blocks, frozen_state
-from .memory import InMemoryBatches
+from .engine import train_one_epoch
+from .frozen import PartlyFrozen, cache_depth, check_cache_options, freeze_blocks
 from .optim import TOKENLEARNER_PREFIXES, create_optimizer
-from .video import check_video_options, is_video_model
 
 __all__ = ['train']
 
@@ -96,13 +95,6 @@ def _check_batch(config: TrainConfig, train: SplitData, dist: Distributed) -> No
         raise TrainConfigError(
             f'--batch-size {config.batch_size} is larger than the {share} training images per process of '
             f'{train.description}; use a batch size of at most {share}')
-
-
-def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
-    value = (seed * 1_000_003 + epoch * 7_919 + rank) % 2 ** 32
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
 
 
 def _freeze_backbone(model: nn.Module) -> None:
@@ -182,12 +174,12 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     check_model_name(config.model)
-    video = is_video_model(config.model)
-    check_video_options(config, video)
+    inputs = model_input(config.model)
+    check_video_options(config, inputs)
     output = _prepare_output(config)
     teacher = load_teacher(config, dist.device) if config.distill_from else None
-    train_split = load_split(config, config.train_split, video)
-    val_split = load_split(config, config.val_split, video)
+    train_split = load_split(config, config.train_split, inputs)
+    val_split = load_split(config, config.val_split, inputs)
     num_classes = _num_classes(config, train_split, teacher)
     _check_batch(config, train_split, dist)
 
@@ -203,6 +195,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
                          config.distill_alpha, config.distill_temperature, config.distill_feature_weight, start)
     model_name = model.pretrained_cfg['architecture']
     model_args = dict(model._model_args)
+    inputs = dataclasses.replace(model_input(model), model=config.model)  # the frames it was built for
     data_config = resolve_input_data_config(model)
     if config.freeze_backbone:
         _freeze_backbone(model)
@@ -216,11 +209,9 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         trainee, train_loader, val_loader = _cached_training(config, model, train_split, val_split, data_config,
                                                              output, dist)
     else:
-        num_frames = model.num_frames if video else None
         trainee = PartlyFrozen(model, config.freeze_blocks) if config.freeze_blocks else model
-        train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist,
-                                    num_frames=num_frames)
-        val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist, num_frames=num_frames)
+        train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist, inputs=inputs)
+        val_loader = build_loader(val_split, data_config, config, is_training=False, dist=dist, inputs=inputs)
     optimizer = create_optimizer(model, config)
     scheduler, _ = timm.scheduler.create_scheduler_v2(
         optimizer, sched='cosine', num_epochs=config.epochs, warmup_epochs=config.warmup_epochs,
@@ -261,13 +252,13 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
         _logger.info('training %s on %s (%d classes, %d train / %d held-out %s), %d trainable parameters, '
                      'on %d process(es) (%s); writing to %s', model_name, train_split.description, num_classes,
-                     len(train_split.dataset), len(val_split.dataset), 'clips' if video else 'images', trainable,
+                     len(train_split.dataset), len(val_split.dataset), f'{inputs.unit}s', trainable,
                      dist.world_size, dist.device, output)
 
     val_share = _eval_share(len(val_split.dataset), dist)
     last_epoch = min(config.epochs, config.stop_after_epoch or config.epochs)
     for epoch in range(state.epochs_done, last_epoch):
-        _seed_epoch(config.seed, epoch, dist.rank)
+        seed_epoch(config.seed, epoch, dist.rank)
         if isinstance(train_loader, InMemoryBatches):
             train_loader.set_epoch(epoch)
         elif dist.enabled:

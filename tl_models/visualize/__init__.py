@@ -6,7 +6,7 @@
 - :func:`render_token_maps`, :func:`render_token_map_frames`: the pictures; :func:`write_png`, :func:`write_gif`.
 - :func:`load_clip`, :func:`prepare_clip`: clips ``[T, H, W, 3]`` uint8 for video models, framewise preprocessing.
 - :func:`render_video_token_map_frames`: one picture per frame of a clip, its time step's maps over it.
-- :func:`save_token_maps`: all of it for one image or several, as ``scripts/visualize.py`` runs it;
+- :func:`save_token_maps`: all of it for one image or several, as ``tl-visualize`` runs it;
   :func:`save_video_token_maps`: for a clip, a GIF over time.
 
 Drawing needs matplotlib (the ``plot`` extra) for its colour maps; nothing here imports it before drawing.

@@ -5,6 +5,7 @@ reads one from a file or folder; any other source (e.g. generated clips) only ne
 :func:`prepare_clip` samples the model's T frames from it and preprocesses each frame as an image.
 """
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -13,6 +14,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from ..data.inputs import model_input
 from .errors import VisualizationError
 from .images import load_image, prepare_image
 
@@ -24,21 +26,23 @@ FRAME_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.we
 
 
 def is_video_model(model: nn.Module) -> bool:
-    """Whether ``model`` takes clips: its pretrained cfg's ``input_size`` is ``(C, T, H, W)``."""
-    return len(getattr(model, 'pretrained_cfg', {}).get('input_size', ())) == 4
+    """Whether ``model`` takes clips. Deprecated: ask :func:`tl_models.data.model_input` (``.is_video``)."""
+    warnings.warn('tl_models.visualize.is_video_model is deprecated; use tl_models.data.model_input(model).is_video',
+                  DeprecationWarning, stacklevel=2)
+    return model_input(model).is_video
 
 
 def clip_frames(model: nn.Module) -> int:
-    """T, the frames of a clip that video model ``model`` takes.
+    """T, the frames of a clip that video model ``model`` takes (:func:`tl_models.data.model_input`).
 
     Raises:
         VisualizationError: ``model`` is not a video model.
     """
-    if not is_video_model(model):
-        size = getattr(model, 'pretrained_cfg', {}).get('input_size')
-        raise VisualizationError(f'expected a video model (input_size (C, T, H, W)), got input_size {size}; '
-                                 "video models: timm.list_models('tl_vivit_*')")
-    return int(model.pretrained_cfg['input_size'][1])
+    frames = model_input(model).num_frames
+    if frames is None:
+        raise VisualizationError(f"expected a video model, got {type(model).__name__} (it takes images); video "
+                                 "models: timm.list_models('tl_vivit_*')")
+    return frames
 
 
 def check_clip(clip: np.ndarray, source: str = 'clip') -> np.ndarray:

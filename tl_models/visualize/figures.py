@@ -1,4 +1,4 @@
-"""The whole job behind ``scripts/visualize.py``: images through a model to a PNG (and a GIF) of their token maps,
+"""The whole job behind ``tl-visualize``: images through a model to a PNG (and a GIF) of their token maps,
 or a clip through a video model to a GIF over time (and a PNG of its time steps)."""
 from pathlib import Path
 from typing import List, Optional, Sequence, Union

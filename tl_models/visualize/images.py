@@ -58,7 +58,7 @@ def digit_image(index: int) -> Image.Image:
         VisualizationError: ``index`` is outside the held-out split, or scikit-learn is not installed.
     """
     try:
-        from ..train.data import DigitsDataset
+        from ..data import DigitsDataset
         digits = DigitsDataset('validation')
     except ImportError as e:
         raise VisualizationError("--digit needs scikit-learn, which ships the digits: `pip install '.[train]'`") from e

@@ -1,0 +1,84 @@
+"""Model cards of the weights a study ships: top-1 on the held-out split, cost, speed, recipe, data, licence.
+
+A run marked ``ship`` leaves its exported model (seed 0) in the weights folder (:mod:`.runner`); once the
+study's rows are known, its ``README.md`` and the description in its ``config.json`` are rewritten here with
+what the study measured. The folder stays hub-ready (``scripts/push_to_hub.py`` uploads it).
+"""
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import timm
+
+from tl_models.hub.card import Provenance, model_card
+from tl_models.io import write_json, write_text
+
+from .model_rows import ModelRow, speed_unit
+from .runner import result_path
+from .spec import StudySpec
+
+__all__ = ['shipped_folder', 'write_shipped_cards']
+
+RECIPE_FIELDS = ('epochs', 'batch_size', 'opt', 'lr', 'min_lr', 'warmup_epochs', 'weight_decay', 'smoothing',
+                 'drop_path', 'scale', 'ratio', 'hflip', 'mixup', 'cutmix', 'model_ema', 'seed')
+
+
+def shipped_folder(weights_dir: Path, model: str, tag: str) -> Path:
+    """The hub-ready folder of the shipped weights ``<model>.<tag>``."""
+    return Path(weights_dir) / f'{timm.models.get_arch_name(model)}.{tag}'
+
+
+def _metrics(result: Dict[str, Any], row: ModelRow) -> Dict[str, Any]:
+    metrics: Dict[str, Any] = {
+        f"top-1 % on {result['held_out']} (these weights, seed {result['seed']})": round(result['top1'], 2),
+        f"top-5 % on {result['held_out']}": round(result['top5'], 2),
+        f'top-1 % mean over seeds {",".join(map(str, row.seeds))}': round(row.mean, 2),
+    }
+    if row.std is not None:
+        metrics['top-1 standard deviation over seeds'] = round(row.std, 2)
+    metrics['GMACs per image'] = round(row.gmacs, 5)
+    if row.gmacs_ratio is not None and row.kind != 'twin':
+        metrics["GMACs / plain twin's"] = round(row.gmacs_ratio, 3)
+    unit = speed_unit([row])
+    for workload, name in (('train_model', f'training {unit} (model only)'),
+                           ('infer_model', f'inference {unit} (model only)')):
+        if workload in row.speed:
+            metrics[name] = round(row.speed[workload], 1)
+            if row.speedup(workload) is not None and row.kind != 'twin':
+                metrics[f"{name} / plain twin's"] = round(row.speedup(workload), 3)
+    return metrics
+
+
+def write_shipped_cards(spec: StudySpec, rows: List[ModelRow], results_dir: Path, weights_dir: Path,
+                        speed_environment: Optional[Dict[str, Any]] = None) -> List[Path]:
+    """Rewrites the card and description of every shipped folder of ``spec`` that exists; returns the folders."""
+    written = []
+    for run in (r for r in spec.runs if r.ship):
+        folder = shipped_folder(weights_dir, run.model, run.ship)
+        result_file = result_path(results_dir, run)
+        row = next((r for r in rows if r.group == run.group and r.run == run.name), None)
+        if not (folder / 'config.json').is_file() or not result_file.is_file() or row is None:
+            continue
+        result = json.loads(result_file.read_text(encoding='utf-8'))
+        name = f'{timm.models.get_arch_name(run.model)}.{run.ship}'
+        data = spec.dataset_description or result['summary']['dataset']
+        summary = (f"{name}: {run.model} trained from scratch on {data} by the tl_models study "
+                   f"`{spec.path.name}` (seed {run.seed}, the weights after the last of {result['config']['epochs']} "
+                   f"epochs). Load it with `timm.create_model('{name}', pretrained=True)`: the weights ship with "
+                   f"tl-models.")
+        config = json.loads((folder / 'config.json').read_text(encoding='utf-8'))
+        config['pretrained_cfg']['description'] = summary
+        training = {k: result['config'][k] for k in RECIPE_FIELDS if k in result['config']}
+        training.update(schedule='cosine, per step', augmentation='random-resized crop and horizontal flip, '
+                        'batched on preloaded images (tl_models.train.memory)',
+                        command=f'python scripts/study.py {spec.path.as_posix()} --data-dir DATA')
+        if speed_environment:
+            training['speed measured on'] = (f"{speed_environment.get('device_name')}, batch "
+                                             f"{result['config']['batch_size']}, fp32")
+        provenance = Provenance(
+            summary=summary, dataset=spec.dataset, metrics=_metrics(result, row), training=training)
+        num_params = round(row.params_m * 1e6)
+        write_json(folder / 'config.json', config)
+        write_text(folder / 'README.md', model_card(config, provenance, num_params))
+        written.append(folder)
+    return written
