@@ -20,6 +20,7 @@ MOVED = [
     ('tl_models.benchmark.share', 'tl_models.benchmark.time_share', 'token_module_time_share'),
     ('tl_models.benchmark.memory', 'tl_models.benchmark.peak_memory', 'memory_meter'),
     ('tl_models.study.tokens', 'tl_models.visualize.similarity', 'token_map_similarity'),
+    ('tl_models.visualize.clips', 'tl_models.visualize.video_input', 'prepare_clip'),
     ('tl_models.benchmark.targets', 'lab.benchmark_targets', 'TARGETS'),
     ('tl_models.benchmark.layers', 'lab.layer_benchmark', 'benchmark_token_learner'),
 ]

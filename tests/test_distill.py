@@ -89,7 +89,8 @@ def test_student_starts_from_the_teachers_weights_with_fresh_tokenlearner(teache
     student = _student()
     learner_before = {k: v.clone() for k, v in student.token_learners.state_dict().items()}
     message = init_student_from_teacher(student, teacher)
-    assert message == "the student starts from the teacher's weights (new: token_learners)"
+    assert message == ("the student starts from the teacher's weights (new: token_learners); the teacher is its plain "
+                       'twin, vit_nano_patch4_32')  # the registry's twin (tl_models.registry.twin_name)
     teacher_state = teacher.state_dict()
     for key, value in student.state_dict().items():
         if key.startswith('token_learners.'):
@@ -115,7 +116,8 @@ def test_video_student_starts_from_its_plain_video_twins_weights():
     teacher = timm.create_model('vivit_pico_patch4_32_8f', num_classes=40).eval()
     student = timm.create_model('tl_vivit_pico_patch4_32_8f_8at2', num_classes=40).eval()
     message = init_student_from_teacher(student, teacher)
-    assert message == "the student starts from the teacher's weights (new: token_learners)"
+    assert message == ("the student starts from the teacher's weights (new: token_learners); the teacher is its plain "
+                       'twin, vivit_pico_patch4_32_8f')
     teacher_state = teacher.state_dict()
     assert all(torch.equal(v, teacher_state[k]) for k, v in student.state_dict().items()
                if not k.startswith('token_learners.'))

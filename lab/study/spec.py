@@ -10,7 +10,7 @@ A study YAML file reads::
     seeds: [0, 1, 2]                   # default seeds of every run
     groups:
       nano:                            # a size: its models are compared with its twin
-        twin: vit_nano_patch4_32
+        twin: vit_nano_patch4_32       # optional: default, the run of the registry's twin of its TokenLearner models
         runs:
           vit_nano_patch4_32: {}                            # run name = model name
           tl_vit_nano_patch4_32_8at2: {ship: cifar10}       # seed 0's weights become the tag 'cifar10'
@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import timm
 import yaml
 
+from tl_models.registry import get_variant, twin_name
 from tl_models.train.config import TrainConfig, TrainConfigError, check_options, load_recipe
 
 __all__ = ['RunSpec', 'StudyConfigError', 'StudySpec', 'load_study']
@@ -216,6 +217,24 @@ def _group_runs(path: Path, group: str, spec: Dict[str, Any], seeds: List[int]) 
     return runs
 
 
+def _registry_twin(runs: List[RunSpec]) -> Optional[str]:
+    """The run of a group that is the registry's twin of its TokenLearner runs (:func:`tl_models.registry.twin_name`),
+    when the group names none: the one run, without options of its own, of the model that every TokenLearner run's
+    twin is; None if there is no such single run."""
+    twins = set()
+    for run in runs:
+        try:
+            if get_variant(run.model).is_tokenlearner:
+                twins.add(twin_name(run.model))
+        except (KeyError, ValueError):  # timm's own model, or a variant without a twin
+            continue
+    if len(twins) != 1:
+        return None
+    (twin,) = twins
+    names = {r.name for r in runs if r.model == twin and not r.options}
+    return names.pop() if len(names) == 1 else None
+
+
 def load_study(path: Path) -> StudySpec:
     """Reads and validates a study file.
 
@@ -239,7 +258,7 @@ def load_study(path: Path) -> StudySpec:
         spec = _mapping(path, spec, f'groups.{group}')
         _known(path, spec, f'groups.{group}.', GROUP_KEYS)
         group_runs = _group_runs(path, str(group), spec, seeds)
-        twin = spec.get('twin')
+        twin = spec.get('twin', _registry_twin(group_runs))
         if twin is not None and twin not in {r.name for r in group_runs}:
             _fail(path, f'groups.{group}.twin', f'expected the name of one of the group\'s runs, got {twin!r}')
         twins[str(group)] = twin

@@ -15,8 +15,8 @@ from typing import List, Optional
 from huggingface_hub.utils import enable_progress_bars
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
+from tl_models.cli.messages import error_message
 from tl_models.hub import CLI_ERRORS, cached_weight_file, list_pretrained_tags, prefetch
-from tl_models.hub.cli import error_message
 from tl_models.registry.options import add_variants_option, register_variant_files
 
 

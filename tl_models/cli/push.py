@@ -11,8 +11,8 @@ import sys
 from typing import List, Optional
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
+from tl_models.cli.messages import error_message
 from tl_models.hub import CLI_ERRORS, push_folder
-from tl_models.hub.cli import error_message
 from tl_models.registry.options import add_variants_option, register_variant_files
 
 

@@ -27,6 +27,7 @@ from timm.data import resolve_input_data_config
 from ..data import check_model_name, model_input
 from ..models.adapt import CheckpointMismatchError, checkpoint_filter_fn
 from ..models.adapt_video import video_checkpoint_filter_fn
+from ..registry import twin_name
 from .config import TrainConfig, TrainConfigError
 
 __all__ = ['DistillationLoss', 'StudentWithFeatures', 'describe_distillation', 'init_student_from_teacher',
@@ -93,7 +94,17 @@ def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> str:
     student.load_state_dict(state)
     fresh = sorted({k.split('.')[0] for k in student.state_dict() if k not in teacher.state_dict()})
     new = f" (new: {', '.join(fresh)})" if fresh else ''
-    return f"the student starts from the teacher's weights{new}"
+    return f"the student starts from the teacher's weights{new}{_twin_note(student, teacher)}"
+
+
+def _twin_note(student: nn.Module, teacher: nn.Module) -> str:
+    """'; the teacher is its plain twin' when the registry says so (:func:`tl_models.registry.twin_name`)."""
+    try:
+        twin = twin_name(student.pretrained_cfg['architecture'])
+    except (KeyError, ValueError):  # not a registered TokenLearner variant, or one without a twin
+        return ''
+    return f'; the teacher is its plain twin, {twin}' if teacher.pretrained_cfg.get('architecture') == twin else ''
+
 
 
 def _misfit(state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor]) -> str:

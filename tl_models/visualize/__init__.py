@@ -11,7 +11,6 @@
 
 Drawing needs matplotlib (the ``plot`` extra) for its colour maps; nothing here imports it before drawing.
 """
-from .clips import VideoInput, check_clip, is_video_model, load_clip, moving_digit_clip, prepare_clip, sample_frames
 from .errors import VisualizationError
 from .figures import save_token_maps, save_video_token_maps
 from .files import write_gif, write_png
@@ -26,6 +25,15 @@ from .render import (
     render_token_maps,
     render_video_token_map_frames,
     stack_pictures,
+)
+from .video_input import (
+    VideoInput,
+    check_clip,
+    is_video_model,
+    load_clip,
+    moving_digit_clip,
+    prepare_clip,
+    sample_frames,
 )
 
 __all__ = [

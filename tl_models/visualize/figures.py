@@ -7,11 +7,11 @@ import numpy as np
 import torch.nn as nn
 from PIL import Image
 
-from .clips import prepare_clip
 from .files import require_suffix, write_gif, write_png
 from .images import prepare_image
 from .maps import token_learner_maps, video_token_learner_maps
 from .render import render_token_map_frames, render_token_maps, render_video_token_map_frames, stack_pictures
+from .video_input import prepare_clip
 
 __all__ = ['save_token_maps', 'save_video_token_maps']
 

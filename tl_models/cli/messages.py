@@ -1,4 +1,4 @@
-"""What the hub scripts share besides ``--variants`` (:mod:`tl_models.registry.options`): one-line error messages."""
+"""What the commands share besides ``--variants`` (:mod:`tl_models.registry.options`): one-line error messages."""
 
 __all__ = ['error_message']
 
