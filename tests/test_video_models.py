@@ -246,18 +246,17 @@ def test_unsupported_settings_are_refused(kwargs, message):
         _video(**kwargs)
 
 
-def test_video_models_give_nlc_intermediates_only():
+def test_video_intermediates_are_nlc_tokens_or_maps_of_time_steps():
     model = _video(tokenlearner_loc=2, num_tokens=5)
     with torch.no_grad():
         final, blocks = model.forward_intermediates(_clip(), output_fmt='NLC')
+        _, maps = model.forward_intermediates(_clip())  # NCHW: the blocks that keep the grid, [B, C, T', H, W]
     assert [tuple(b.shape) for b in blocks] == [(2, T_STEPS * N, 32)] * 2 + [(2, T_STEPS * 5, 32)]
-    assert final.shape == (2, T_STEPS * 5, 32) and model.feature_info == []
-    with pytest.raises(ValueError, match='NLC intermediates only'):
-        model.forward_intermediates(_clip(), output_fmt='NCHW')
-    with pytest.raises(ValueError, match='NLC intermediates only'):
-        model.prune_intermediate_layers(1)
-    with pytest.raises(ValueError, match='features_only is not supported'):
-        timm.create_model('tl_vivit_pico_patch4_32_8f_8at2', features_only=True)
+    assert final.shape == (2, T_STEPS * 5, 32) and len(model.feature_info) == 2
+    assert [tuple(m.shape) for m in maps] == [(2, 32, T_STEPS, 8, 8)] * 2
+    with pytest.raises(ValueError, match='learned tokens with no spatial layout'):
+        model.forward_intermediates(_clip(), indices=[2])
+    assert model.prune_intermediate_layers(1) == [1] and len(model.blocks) == 2
 
 
 VIDEO_YAML = textwrap.dedent("""\

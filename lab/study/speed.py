@@ -18,12 +18,11 @@ import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.data import resolve_input_data_config
 
 from tl_models.benchmark.environment import describe_environment, resolve_device, synchronizer
 from tl_models.benchmark.timing import time_interleaved
 from tl_models.benchmark.workloads import make_optimizer
-from tl_models.data import build_loader, load_split, model_input, preload_split
+from tl_models.data import build_loader, load_split, model_data_config, model_input, preload_split
 from tl_models.runtime import Distributed, default_device
 
 from .spec import StudySpec
@@ -116,7 +115,7 @@ def measure_speed(
         torch.manual_seed(0)
         model = timm.create_model(run.model, num_classes=num_classes,
                                   **({'img_size': img_size} if img_size else {})).to(target)
-        data_config = resolve_input_data_config(model)
+        data_config = model_data_config(model)
         built = model_input(model)
         train_batches = _endless(build_loader(train_split, data_config, config, True, dist, inputs=built))
         eval_batches = _endless(build_loader(eval_split, data_config, config, False, dist, inputs=built))

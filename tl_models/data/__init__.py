@@ -12,9 +12,10 @@ input a model takes.
 """
 from .config import ConfigError, DataConfig
 from .datasets import DigitsDataset, HoldoutSubset, SplitData, dataset_kind, holdout_indices, load_split
-from .inputs import IMAGE, InputSpec, check_model_name, model_input
+from .inputs import IMAGE, InputSpec, check_model_name, model_data_config, model_input
 from .loaders import build_loader, preload_split
 
 __all__ = ['IMAGE', 'ConfigError', 'DataConfig', 'DigitsDataset', 'HoldoutSubset', 'InputSpec', 'SplitData',
-           'build_loader', 'check_model_name', 'dataset_kind', 'holdout_indices', 'load_split', 'model_input',
+           'build_loader', 'check_model_name', 'dataset_kind', 'holdout_indices', 'load_split', 'model_data_config',
+           'model_input',
            'preload_split']

@@ -59,7 +59,7 @@ class ClipSampling:
     @classmethod
     def of(cls, num_frames: int, data_config: Dict[str, Any], config: DataConfig) -> 'ClipSampling':
         """The sampling of a model with ``num_frames`` frames and timm's ``data_config`` (size, mean, std)."""
-        return cls(num_frames, config.clip_stride, tuple(data_config['input_size'][1:]), tuple(data_config['mean']),
+        return cls(num_frames, config.clip_stride, tuple(data_config['input_size'][-2:]), tuple(data_config['mean']),
                    tuple(data_config['std']))
 
     @property

@@ -10,16 +10,17 @@ anything: a registered variant's definition, or for an exported folder (``local-
 import difflib
 import json
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import timm
 import torch.nn as nn
+from timm.data import resolve_input_data_config
 
 from ..models import TokenLearnerVideoTransformer
 from ..registry import InputSpec, get_variant
 from .config import ConfigError
 
-__all__ = ['IMAGE', 'InputSpec', 'check_model_name', 'model_input']
+__all__ = ['IMAGE', 'InputSpec', 'check_model_name', 'model_data_config', 'model_input']
 
 
 IMAGE = InputSpec()
@@ -71,3 +72,16 @@ def check_model_name(name: str) -> None:
     hint = f"; did you mean {', '.join(close)}?" if close else "; list them with timm.list_models('tl_*')"
     raise ConfigError(f'unknown model {name!r}: expected a registered model name, hf-hub:ORG/REPO or '
                            f'local-dir:PATH{hint}')
+
+
+def model_data_config(model: nn.Module) -> Dict[str, Any]:
+    """timm's data config of a built model (input size, interpolation, mean/std, crop), read the same way for every
+    model: ``input_size`` is ``(C, H, W)`` for an image model and ``(C, T, H, W)`` for a video model's clips of T
+    frames, as its ``pretrained_cfg`` and timm's ``resolve_data_config`` give it. The size is the model's own (timm's
+    ``resolve_input_data_config``), also when it was built for another size than its pretrained cfg's."""
+    config = resolve_input_data_config(model)
+    frames = model_input(model).num_frames
+    if frames is not None:
+        channels, *size = config['input_size']
+        config['input_size'] = (channels, frames, *size[-2:])
+    return config

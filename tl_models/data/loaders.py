@@ -1,6 +1,6 @@
 """Loaders: timm's (``create_loader`` with its transforms), or with ``preload`` the batched in-memory pipeline of
-:mod:`.preload`, or for video models the clip loaders of :mod:`.clips`. The model's data config (timm's
-``resolve_input_data_config``) gives input size, interpolation, mean/std and crop.
+:mod:`.preload`, or for video models the clip loaders of :mod:`.clips`. The model's data config
+(:func:`.inputs.model_data_config`) gives input size, interpolation, mean/std and crop.
 """
 import dataclasses
 from typing import Any, Dict, Union

@@ -9,9 +9,16 @@ from typing import Any, Dict, Optional, Tuple
 
 import timm
 import torch.nn as nn
-from timm.data import resolve_input_data_config
 
-from ..data import ConfigError, DataConfig, build_loader, check_model_name, load_split, model_input
+from ..data import (
+    ConfigError,
+    DataConfig,
+    build_loader,
+    check_model_name,
+    load_split,
+    model_data_config,
+    model_input,
+)
 from ..runtime import Distributed
 from ..weights.checkpoint import model_from_checkpoint
 from .loop import evaluate
@@ -60,7 +67,7 @@ def validate(source: str, config: DataConfig, pretrained: bool = False, use_ema:
     if split.class_names is not None and model.num_classes != len(split.class_names):
         raise ConfigError(f'{description} predicts {model.num_classes} classes, {split.description} has '
                           f'{len(split.class_names)}; evaluate it on data with the same classes')
-    loader = build_loader(split, resolve_input_data_config(model), config, is_training=False, dist=dist,
+    loader = build_loader(split, model_data_config(model), config, is_training=False, dist=dist,
                           inputs=inputs)
     metrics = evaluate(model.to(dist.device), loader, dist, amp=amp)
     return dict(model=description, dataset=split.description, split=config.val_split, **metrics)

@@ -13,6 +13,7 @@ import timm
 import torch.nn as nn
 from timm.models import PretrainedCfg, save_for_hf
 
+from ..data import model_input
 from ..io import atomic_dir, write_json, write_text
 from ..models import TokenLearnerVisionTransformer
 from ..registry import GENERIC_PLAIN, GENERIC_TOKENLEARNER, generic_architecture, get_variant, is_builtin
@@ -124,11 +125,18 @@ def export_model(
     """
     architecture = _architecture(model)
     num_params = sum(p.numel() for p in model.parameters())
+    frames = model_input(model).num_frames
+    if frames is not None and data_config is not None:  # timm's writer takes (C, H, W): the frames are put back below
+        channels, *size = data_config['input_size']
+        data_config = dict(data_config, input_size=(channels, *size[-2:]))
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         save_for_hf(model, str(tmp), model_args=_model_args(model, architecture), data_config=data_config,
                     model_config=dict(label_names=list(label_names)) if label_names else None,
                     safe_serialization=True)  # timm's writer: config.json and model.safetensors
         config = _finish_config(json.loads((tmp / CONFIG_NAME).read_text(encoding='utf-8')), provenance)
+        if frames is not None:  # a video input's one description: (C, T, H, W)
+            channels, *size = config['pretrained_cfg']['input_size']
+            config['pretrained_cfg']['input_size'] = [channels, frames, *size[-2:]]
         write_json(tmp / CONFIG_NAME, config)
         write_text(tmp / CARD_NAME, model_card(config, provenance, num_params, repo_id))
     return Path(out_dir)

@@ -21,7 +21,10 @@ P prefix (class/register) tokens, S learned tokens and C channels:
 The folds are reshapes (no loop over frames or tokens). Every parameter name is timm's ``VisionTransformer``'s
 (``patch_embed.proj``, ``pos_embed``, ``blocks.{i}``, ``norm``, ``fc_norm``, ``head``) or the image
 TokenLearner ViT's, so an image checkpoint maps 1:1 after inflation (:func:`.adapt_video.video_checkpoint_filter_fn`).
-Video models give 'NLC' intermediates only: no NCHW features, ``feature_info`` or ``features_only``.
+Features keep timm's contract: ``forward_intermediates`` gives 'NLC' block outputs (``[B, T'*N, C]``, or
+``[B, T'*S, C]`` of learned tokens) and 'NCHW' maps ``[B, C, T', H, W]`` of the blocks whose output keeps the patch
+grid (those before the TokenLearner, all of them with TokenFuser or in the plain twin; ``feature_info`` lists them
+and ``features_only`` returns them); asking a map of learned tokens raises, as for images.
 """
 from functools import partial
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -41,8 +44,17 @@ __all__ = ['TokenLearnerVideoTransformer', 'TubeletEmbed', 'create_tl_video', 'v
 # Filled from configs/*.yaml by tl_models.registry, which registers an entrypoint per video variant here.
 default_cfgs: Dict[str, DefaultCfg] = {}
 
-_NLC_ONLY = ("video models give NLC intermediates only (block outputs [B, T'*N, C], or [B, T'*S, C] after the "
-             "TokenLearner): no NCHW feature maps")
+def check_clip_shape(x: torch.Tensor, expected: List[int]) -> None:
+    """Raises ValueError unless ``x`` is a batch of clips ``[B, *expected]`` (``expected``: C, T, H, W). A leaf for
+    torch.fx (its branch reads the shape) that TorchScript compiles as it is."""
+    if x.dim() != 5 or list(x.shape[1:]) != expected:
+        got = '(' + ', '.join([str(s) for s in x.shape]) + ')'
+        raise ValueError(f'expected clips [B, {expected[0]}, {expected[1]}, {expected[2]}, {expected[3]}], got {got}'
+                         '; a video model takes clips (timm\'s image scripts feed images: evaluate and benchmark '
+                         'video models with tl-validate and tl-benchmark)')
+
+
+torch.fx.wrap('check_clip_shape')
 
 
 class TubeletEmbed(nn.Module):
@@ -113,10 +125,7 @@ class TubeletEmbed(nn.Module):
         Raises:
             ValueError: a tensor of another rank, channel count, frame count or frame size.
         """
-        expected = (self.in_chans, self.num_frames, self.img_size[0], self.img_size[1])
-        if x.ndim != 5 or (x.shape[1], x.shape[2], x.shape[3], x.shape[4]) != expected:
-            raise ValueError(f'expected clips [B, {expected[0]}, {expected[1]}, {expected[2]}, {expected[3]}], '
-                             f'got {tuple(x.shape)}')
+        check_clip_shape(x, [self.in_chans, self.num_frames, self.img_size[0], self.img_size[1]])
         x = self.proj(x)  # [B, C, T', H, W]
         x = x.flatten(2).transpose(1, 2)  # [B, T'*H*W, C], frame-major
         return self.norm(x)
@@ -186,7 +195,9 @@ class TokenLearnerVideoTransformer(TokenLearnerVisionTransformer):
             self.tokenlearner_loc = depth  # no block learns tokens
         self.num_frames = num_frames
         self.tubelet_size = tubelet_size
-        self.feature_info = []  # no feature maps: learned tokens and time steps have no 2D grid
+        patch = self.patch_embed.patch_size[0]
+        self.feature_info = [dict(module=f'blocks.{i}', num_chs=self.embed_dim, reduction=patch)
+                             for i in range(self.num_spatial_blocks)]  # the blocks whose output keeps the grid
 
     @property
     def has_tokenlearner(self) -> bool:
@@ -199,7 +210,7 @@ class TokenLearnerVideoTransformer(TokenLearnerVisionTransformer):
         B, _, C = patches.shape
         steps = self.patch_embed.temporal_size
         frames = patches.reshape(B * steps, -1, C)  # [B*T', N, C]
-        learned = super()._apply_learner(block_index, frames, grid)  # [B*T', S, C]
+        learned = self._run_learner(block_index, frames, grid)  # [B*T', S, C]
         return learned.reshape(B, -1, C)  # [B, T'*S, C]
 
     def _apply_fuser(self, block_index: int, learned: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
@@ -207,46 +218,19 @@ class TokenLearnerVideoTransformer(TokenLearnerVisionTransformer):
         maps each time step's S tokens back onto its N patches (without the residual)."""
         B, _, C = patches.shape
         steps = self.patch_embed.temporal_size
-        fused = super()._apply_fuser(
+        fused = self._run_fuser(
             block_index,
             learned.reshape(B * steps, -1, C),  # [B*T', S, C]
             patches.reshape(B * steps, -1, C),  # [B*T', N, C]
         )  # [B*T', N, C]
         return fused.reshape(B, -1, C)  # [B, T'*N, C]
 
-    def _take_indices(
-            self,
-            indices: Optional[Union[int, List[int]]],
-            output_fmt: str,
-    ) -> Tuple[List[int], int]:
-        """As the image model's, for 'NLC' only.
-
-        Raises:
-            ValueError: any other ``output_fmt`` (NCHW, from ``forward_intermediates`` or
-                ``prune_intermediate_layers``).
-        """
-        if output_fmt != 'NLC':
-            raise ValueError(f"{_NLC_ONLY}; use output_fmt='NLC', got output_fmt={output_fmt!r}")
-        return super()._take_indices(indices, output_fmt)
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            output_fmt: str = 'NLC',
-            **kwargs: Any,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]], Dict[str, Any]]:
-        """The image model's ``forward_intermediates`` on clips ``[B, 3, T, H_img, W_img]``, 'NLC' only: block outputs
-        ``[B, T'*N, C]``, or ``[B, T'*S, C]`` after the TokenLearner of a model without TokenFuser (prefix tokens
-        split off as in timm). ``kwargs``: the image model's other options (``return_prefix_tokens``, ``norm``,
-        ``stop_early``, ``intermediates_only``, ``output_dict``).
-
-        Raises:
-            ValueError: ``output_fmt`` other than 'NLC'.
-        """
-        if output_fmt != 'NLC':
-            raise ValueError(f"{_NLC_ONLY}; use output_fmt='NLC', got output_fmt={output_fmt!r}")
-        return super().forward_intermediates(x, indices, output_fmt=output_fmt, **kwargs)
+    def _spatial_map(self, tokens: torch.Tensor, batch_size: int, input_size: Tuple[int, int]) -> torch.Tensor:
+        """Patch tokens ``[B, T'*N, C]`` (frame-major) -> their map ``[B, C, T', H, W]``: a video model's NCHW
+        intermediates and features keep the time axis between the channels and the patch grid."""
+        H, W = self.patch_embed.grid_size
+        steps = self.patch_embed.temporal_size
+        return tokens.reshape(batch_size, steps, H, W, -1).permute(0, 4, 1, 2, 3).contiguous()
 
 
 def create_tl_video(variant: str, pretrained: bool = False, **kwargs: Any) -> TokenLearnerVideoTransformer:
@@ -261,12 +245,12 @@ def create_tl_video(variant: str, pretrained: bool = False, **kwargs: Any) -> To
     built model gets the video cfg back. An exported model's cfg comes as ``(C, H_img, W_img)`` from timm's hub
     loader, with ``num_frames`` among the exported arguments, which then give T.
 
-    Raises:
-        ValueError: ``features_only`` (video models give NLC intermediates only).
+    ``features_only=True`` returns the maps ``[B, C, T', H, W]`` of the last 3 blocks that keep the patch grid (fewer
+    where fewer do; ``out_indices`` counts as ``forward_intermediates`` does for NCHW).
     """
-    if kwargs.pop('features_only', False):
-        raise ValueError(f"{_NLC_ONLY}, so features_only is not supported; use "
-                         "model.forward_intermediates(x, output_fmt='NLC')")
+    loc, fuse = kwargs.get('tokenlearner_loc'), kwargs.get('use_tokenfuse', False)
+    spatial = kwargs.get('depth', 12) if loc is None or fuse else loc
+    out_indices = kwargs.pop('out_indices') if 'out_indices' in kwargs else min(3, spatial)
     overlay = kwargs.pop('pretrained_cfg_overlay', None)
     if pretrained:
         overlay = pretrained_file_overlay(variant, kwargs.get('pretrained_cfg'), overlay, kwargs.get('cache_dir'))
@@ -284,7 +268,12 @@ def create_tl_video(variant: str, pretrained: bool = False, **kwargs: Any) -> To
         pretrained,
         pretrained_cfg=dict(video_cfg, input_size=(input_size[0], *input_size[2:])),
         pretrained_filter_fn=video_checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
         **kwargs,
     )
-    model.pretrained_cfg = model.default_cfg = dict(model.pretrained_cfg, input_size=input_size)
+    video = model.model if kwargs.get('features_only') else model  # a features_only model wraps it
+    embed = video.patch_embed
+    # the one description of a video input: (C, T, H_img, W_img), the clips the built model takes
+    video.pretrained_cfg = video.default_cfg = dict(
+        video.pretrained_cfg, input_size=(embed.in_chans, video.num_frames, *embed.img_size))
     return model

@@ -156,6 +156,11 @@ class TokenLearnerVisionTransformer(VisionTransformer):
 
         Subclasses that group tokens differently (per frame in the video model) override this.
         """
+        return self._run_learner(block_index, patches, grid)
+
+    def _run_learner(self, block_index: int, patches: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        """The TokenLearner of block ``block_index`` on ``[B', N, C]`` -> ``[B', S, C]`` (TorchScript has no
+        ``super()``: subclasses call this)."""
         if torch.jit.is_scripting():
             learner: _LearnerInterface = self.token_learners[str(block_index)]
             return learner.forward(patches, grid)  # [B, S, C]
@@ -164,6 +169,11 @@ class TokenLearnerVisionTransformer(VisionTransformer):
     def _apply_fuser(self, block_index: int, learned: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         """Learned tokens ``[B, S, C]`` and the patch tokens ``[B, N, C]`` they came from -> ``[B, N, C]`` by the
         TokenFuser of block ``block_index`` (without the residual)."""
+        return self._run_fuser(block_index, learned, patches)
+
+    def _run_fuser(self, block_index: int, learned: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """The TokenFuser of block ``block_index`` on ``[B', S, C]`` and ``[B', N, C]`` -> ``[B', N, C]`` (TorchScript
+        has no ``super()``: subclasses call this)."""
         if torch.jit.is_scripting():
             fuser: _FuserInterface = self.token_fusers[str(block_index)]
             return fuser.forward(learned, patches)  # [B, N, C]
@@ -310,8 +320,7 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         prefix_tokens = [y[:, :self.num_prefix_tokens] for y in intermediates]
         intermediates = [y[:, self.num_prefix_tokens:] for y in intermediates]  # [B, N, C] or [B, S, C]
         if output_fmt == 'NCHW':
-            H, W = self.patch_embed.dynamic_feat_size(input_size)
-            intermediates = [y.reshape(batch_size, H, W, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
+            intermediates = [self._spatial_map(y, batch_size, input_size) for y in intermediates]
 
         if output_dict:
             result: Dict[str, Any] = {'image_intermediates': intermediates}
@@ -325,6 +334,11 @@ class TokenLearnerVisionTransformer(VisionTransformer):
         if intermediates_only:
             return intermediates
         return self.norm(x), intermediates
+
+    def _spatial_map(self, tokens: torch.Tensor, batch_size: int, input_size: Tuple[int, int]) -> torch.Tensor:
+        """Patch tokens ``[B, N, C]`` of images of ``input_size`` -> their map ``[B, C, H, W]``."""
+        H, W = self.patch_embed.dynamic_feat_size(input_size)
+        return tokens.reshape(batch_size, H, W, -1).permute(0, 3, 1, 2).contiguous()
 
     def prune_intermediate_layers(
             self,

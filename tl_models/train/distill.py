@@ -22,9 +22,8 @@ import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.data import resolve_input_data_config
 
-from ..data import check_model_name, model_input
+from ..data import check_model_name, model_data_config, model_input
 from ..models.adapt import CheckpointMismatchError, checkpoint_filter_fn
 from ..models.adapt_video import video_checkpoint_filter_fn
 from ..registry import twin_name
@@ -137,7 +136,7 @@ class StudentWithFeatures(nn.Module):
 def _input_transform(student: nn.Module, teacher: nn.Module) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
     """(scale, shift), each ``[3]``, per channel turning the student's normalised inputs into the teacher's, or
     None if the two normalise alike. Different input sizes are an error: both models see the same images."""
-    own, other = resolve_input_data_config(student), resolve_input_data_config(teacher)
+    own, other = model_data_config(student), model_data_config(teacher)
     if tuple(own['input_size']) != tuple(other['input_size']):
         raise TrainConfigError(
             f"--distill-from: the teacher takes {tuple(other['input_size'])} inputs, the student "

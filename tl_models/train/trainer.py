@@ -27,11 +27,11 @@ import timm.scheduler
 import torch
 import torch.nn as nn
 import yaml
-from timm.data import Mixup, resolve_input_data_config
+from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
-from ..data import SplitData, build_loader, check_model_name, load_split, model_input
+from ..data import SplitData, build_loader, check_model_name, load_split, model_data_config, model_input
 from ..data.clips import check_video_options
 from ..data.feature_cache import CachedTokenLoader, frozen_state, load_cached_split
 from ..data.preload import InMemoryBatches
@@ -196,7 +196,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     model_name = model.pretrained_cfg['architecture']
     model_args = dict(model._model_args)
     inputs = dataclasses.replace(model_input(model), model=config.model)  # the frames it was built for
-    data_config = resolve_input_data_config(model)
+    data_config = model_data_config(model)
     if config.freeze_backbone:
         _freeze_backbone(model)
     if config.freeze_blocks:

@@ -13,9 +13,8 @@ from typing import Dict, Optional
 
 import timm
 import torch
-from timm.data import resolve_input_data_config
 
-from ..data import DataConfig, build_loader, load_split, model_input
+from ..data import DataConfig, build_loader, load_split, model_data_config, model_input
 from ..runtime import Distributed, default_device
 from .maps import find_token_learners, token_learner_maps
 
@@ -61,7 +60,7 @@ def token_map_similarity(model_dir: Path, config: DataConfig, limit: Optional[in
     dist = Distributed(torch.device(device or default_device()))
     model.to(dist.device)
     inputs = model_input(model)
-    loader = build_loader(load_split(config, config.val_split, inputs), resolve_input_data_config(model), config,
+    loader = build_loader(load_split(config, config.val_split, inputs), model_data_config(model), config,
                           is_training=False, dist=dist, inputs=inputs)
     sums: Dict[str, float] = {}
     counts: Dict[str, int] = {}
