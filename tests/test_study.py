@@ -148,7 +148,8 @@ def test_a_study_trains_reports_and_ships_and_never_repeats_a_run(tmp_path):
     assert '| small | `tl_vit_pico_patch4_16_8at2` | tokenlearner | 0,1 |' in table
     assert write_shipped_cards(study, rows, settings.results_dir, settings.weights_dir) == [shipped]
     card = (shipped / 'README.md').read_text()
-    assert f"| top-1 % on validation (these weights, seed 0) | {round(result['top1'], 2)} |" in card
+    assert f"| top-1 % on validation (this float32 file, seed 0, tl-validate) | {round(result['top1'], 2)} |" in card
+    assert result['shipped']['top1'] == pytest.approx(result['top1'], abs=1e-6)  # the file, evaluated end to end
     description = json.loads((shipped / 'config.json').read_text())['pretrained_cfg']['description']
     assert "scikit-learn's digits" in description
 

@@ -32,8 +32,18 @@ def _metrics(result: Dict[str, Any], row: ModelRow) -> Dict[str, Any]:
     metrics: Dict[str, Any] = {
         f"top-1 % on {result['held_out']} (these weights, seed {result['seed']})": round(result['top1'], 2),
         f"top-5 % on {result['held_out']}": round(result['top5'], 2),
-        f'top-1 % mean over seeds {",".join(map(str, row.seeds))}': round(row.mean, 2),
     }
+    shipped = result.get('shipped')
+    if shipped:  # the file as shipped, evaluated end to end (the training-time figure may use cached features)
+        metrics = {
+            f"top-1 % on {result['held_out']} (this {shipped['dtype']} file, seed {result['seed']}, tl-validate)":
+                round(shipped['top1'], 2),
+            f"top-5 % on {result['held_out']} (this file)": round(shipped['top5'], 2),
+            f"top-1 % on {result['held_out']} as measured in training": round(result['top1'], 2),
+        }
+    metrics.update({
+        f'top-1 % mean over seeds {",".join(map(str, row.seeds))}': round(row.mean, 2),
+    })
     if row.std is not None:
         metrics['top-1 standard deviation over seeds'] = round(row.std, 2)
     metrics['GMACs per image'] = round(row.gmacs, 5)
@@ -49,6 +59,15 @@ def _metrics(result: Dict[str, Any], row: ModelRow) -> Dict[str, Any]:
     return metrics
 
 
+def _augmentation(config: Dict[str, Any]) -> str:
+    """The augmentation a run's configuration gives, in words."""
+    if config.get('cache_frozen'):
+        return f"horizontal flip (probability {config.get('hflip')}) of the whole image, on cached block outputs"
+    where = ('batched on preloaded images (tl_models.data.preload)' if config.get('preload') else
+             "timm's per-image transforms")
+    return f'random-resized crop and horizontal flip, {where}'
+
+
 def write_shipped_cards(spec: StudySpec, rows: List[ModelRow], results_dir: Path, weights_dir: Path,
                         speed_environment: Optional[Dict[str, Any]] = None) -> List[Path]:
     """Rewrites the card and description of every shipped folder of ``spec`` that exists; returns the folders."""
@@ -62,16 +81,26 @@ def write_shipped_cards(spec: StudySpec, rows: List[ModelRow], results_dir: Path
         result = json.loads(result_file.read_text(encoding='utf-8'))
         name = f'{timm.models.get_arch_name(run.model)}.{run.ship}'
         data = spec.dataset_description or result['summary']['dataset']
-        summary = (f"{name}: {run.model} trained from scratch on {data} by the tl_models study "
-                   f"`{spec.path.name}` (seed {run.seed}, the weights after the last of {result['config']['epochs']} "
-                   f"epochs). Load it with `timm.create_model('{name}', pretrained=True)`: the weights ship with "
-                   f"tl-models.")
+        start = (f'fine-tuned from {spec.pretrained_description or "pretrained weights"}'
+                 if result['config'].get('pretrained') else 'trained from scratch')
+        where = ('the weights ship with tl-models' if spec.weights_dir is None else
+                 'the weights ship with a source checkout of tl-models (not the wheel)')
+        summary = (f"{name}: {run.model} {start} on {data} by the tl_models study `{spec.path.name}` (seed "
+                   f"{run.seed}, the weights after the last of {result['config']['epochs']} epochs). Load it with "
+                   f"`timm.create_model('{name}', pretrained=True)`: {where}.")
         config = json.loads((folder / 'config.json').read_text(encoding='utf-8'))
         config['pretrained_cfg']['description'] = summary
         training = {k: result['config'][k] for k in RECIPE_FIELDS if k in result['config']}
-        training.update(schedule='cosine, per step', augmentation='random-resized crop and horizontal flip, '
-                        'batched on preloaded images (tl_models.train.memory)',
+        training.update(schedule='cosine, per step', augmentation=_augmentation(result['config']),
                         command=f'python scripts/study.py {spec.path.as_posix()} --data-dir DATA')
+        frozen = result['config'].get('freeze_blocks')
+        if frozen:
+            cached = ', their outputs cached (float16)' if result['config'].get('cache_frozen') else ''
+            training['frozen'] = f'the stem and blocks 0-{frozen - 1}{cached}'
+        if result['config'].get('amp'):
+            training['precision'] = 'bfloat16 autocast'
+        if spec.licence:
+            training['licences'] = spec.licence
         if speed_environment:
             training['speed measured on'] = (f"{speed_environment.get('device_name')}, batch "
                                              f"{result['config']['batch_size']}, fp32")

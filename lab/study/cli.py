@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--data-dir', default=None, help="dataset folder in timm's layout (e.g. /tmp/data/cifar10)")
     parser.add_argument('--results', type=Path, default=None, help='results folder (default: results/<study>)')
     parser.add_argument('--runs-dir', type=Path, default=None, help='run folders (default: runs/study/<study>)')
-    parser.add_argument('--weights-dir', type=Path, default=builtin_config_dir() / 'weights',
-                        help='where shipped weights go (default: the package\'s configs/weights)')
+    parser.add_argument('--weights-dir', type=Path, default=None,
+                        help="where shipped weights go (default: the study file's weights_dir, else the package's "
+                             'configs/weights)')
     parser.add_argument('--only', nargs='+', default=None, metavar='PATTERN',
                         help="runs to do, as GROUP/RUN patterns (e.g. 'nano/*' 'micro/tl_*')")
     parser.add_argument('--seeds', nargs='+', type=int, default=None, help='only these seeds')
@@ -68,9 +69,9 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     results = args.results or Path('results') / spec.name
-    settings = StudySettings(args.data_dir, results, args.runs_dir or Path('runs') / 'study' / spec.name,
-                             args.weights_dir, args.device, args.jobs, args.threads, tuple(args.variants),
-                             args.pretrained_file)
+    weights_dir = args.weights_dir or spec.weights_dir or builtin_config_dir() / 'weights'
+    settings = StudySettings(args.data_dir, results, args.runs_dir or Path('runs') / 'study' / spec.name, weights_dir,
+                             args.device, args.jobs, args.threads, tuple(args.variants), args.pretrained_file)
 
     def selected(run) -> bool:
         return ((args.only is None or any(fnmatch.fnmatchcase(f'{run.group}/{run.name}', p) for p in args.only))

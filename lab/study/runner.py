@@ -5,7 +5,8 @@ the trainer's summary and per-epoch rows, the top-1 of its selected epoch on the
 TokenLearner models how alike their learned tokens' spatial maps are. A run that stops part-way (the
 machine ended) resumes from its run folder's last checkpoint when that folder still exists and was started
 with the same configuration, else starts again; finished runs are never repeated. A run marked ``ship``
-copies its exported model (seed 0) into the weights folder as the hub-ready folder of its pretrained tag.
+copies its exported model (seed 0) into the weights folder as the hub-ready folder of its pretrained tag, and
+evaluates that folder end to end (in the dtype it ships in) for its model card.
 """
 import concurrent.futures
 import csv
@@ -22,8 +23,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import timm
 import torch
 import yaml
+from safetensors.torch import load_file
 
-from tl_models.io import atomic_dir, write_json
+from tl_models.evaluate import validate
+from tl_models.io import atomic_dir, write_json, write_safetensors
 from tl_models.registry import parse_variant_file, register_variants
 from tl_models.train import TrainConfig, train
 from tl_models.version import __version__
@@ -162,13 +165,31 @@ def _train_run(spec_path: Path, run: RunSpec, settings: StudySettings) -> Dict[s
         environment=_environment(settings.threads),
         finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     )
-    write_json(result_path(settings.results_dir, run), result)
     if run.ship is not None:
-        with atomic_dir(settings.weights_dir / f'{timm.models.get_arch_name(run.model)}.{run.ship}',
-                        overwrite=True) as folder:
-            for item in (run_dir / 'model').iterdir():
-                shutil.copy2(item, folder / item.name)
+        result['shipped'] = _ship(spec, run, run_dir / 'model', settings.weights_dir, config)
+    write_json(result_path(settings.results_dir, run), result)
     return result
+
+
+def _ship(spec: StudySpec, run: RunSpec, model_dir: Path, weights_dir: Path, config: TrainConfig) -> Dict[str, Any]:
+    """Copies a run's exported model to the folder of its pretrained tag (in ``spec.ship_dtype``) and evaluates that
+    folder end to end on the held-out split: the figures its model card gives for the file it ships."""
+    target = weights_dir / f'{timm.models.get_arch_name(run.model)}.{run.ship}'
+    with atomic_dir(target, overwrite=True) as folder:
+        for item in model_dir.iterdir():
+            shutil.copy2(item, folder / item.name)
+        if spec.ship_dtype == 'float16':
+            _to_float16(folder / 'model.safetensors')
+    metrics = validate(f'local-dir:{target}', config, device=config.device)
+    return dict(folder=target.name, dtype=spec.ship_dtype, top1=metrics['top1'], top5=metrics['top5'],
+                images=metrics['images'], evaluated_on=metrics['split'])
+
+
+def _to_float16(path: Path) -> None:
+    """Rewrites a safetensors file with its floating-point tensors in float16 (half the size to ship)."""
+    tensors = load_file(str(path))
+    write_safetensors(path, {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
+                      metadata={'format': 'pt'})
 
 
 def _worker_init(threads: Optional[int], variants: Tuple[str, ...]) -> None:

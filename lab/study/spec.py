@@ -37,7 +37,9 @@ from tl_models.train.config import TrainConfig, TrainConfigError, check_options,
 __all__ = ['RunSpec', 'StudyConfigError', 'StudySpec', 'load_study']
 
 RUN_NAME = re.compile(r'[A-Za-z0-9_.\-]+')
-STUDY_KEYS = ('description', 'dataset', 'dataset_description', 'recipe', 'options', 'seeds', 'groups', 'targets')
+STUDY_KEYS = ('description', 'dataset', 'dataset_description', 'recipe', 'options', 'seeds', 'groups', 'targets',
+              'weights_dir', 'ship_dtype', 'pretrained_description', 'licence')
+SHIP_DTYPES = ('float32', 'float16')
 # What each kind of target takes (see tl_models.study.report.check_targets).
 TARGET_FIELDS = {
     'min_top1': ('run', 'top1'),
@@ -111,6 +113,11 @@ class StudySpec:
             :data:`COMPARISON_FIELDS`).
         dataset: The data's name (a hub dataset id, for model cards), or None.
         dataset_description: A line on the training data, for model cards.
+        weights_dir: Where the weights of ``ship`` runs go (the study file's ``weights_dir``, relative to it), or None
+            for the package's ``configs/weights`` (weights small enough for the wheel).
+        ship_dtype: The dtype shipped weights are stored in ('float32' or 'float16').
+        pretrained_description: What the runs that start pretrained start from, for model cards.
+        licence: The licences of the shipped weights' sources and data, for model cards.
     """
     name: str
     path: Path
@@ -121,6 +128,10 @@ class StudySpec:
     targets: Dict[str, Any] = dataclasses.field(default_factory=dict)
     dataset: Optional[str] = None
     dataset_description: str = ''
+    weights_dir: Optional[Path] = None
+    ship_dtype: str = 'float32'
+    pretrained_description: str = ''
+    licence: str = ''
 
     def config(self, run: RunSpec, **settings: Any) -> TrainConfig:
         """The training configuration of ``run``; ``settings`` (data_dir, output, device, ...) go on top."""
@@ -270,8 +281,16 @@ def load_study(path: Path) -> StudySpec:
     if not runs:
         _fail(path, 'groups', 'expected at least one run')
     targets = _targets(path, document.get('targets') or {}, runs)
+    weights_dir = document.get('weights_dir')
+    if weights_dir is not None and not isinstance(weights_dir, str):
+        _fail(path, 'weights_dir', f'expected a folder relative to the study file, got {weights_dir!r}')
+    ship_dtype = document.get('ship_dtype', 'float32')
+    if ship_dtype not in SHIP_DTYPES:
+        _fail(path, 'ship_dtype', f"expected one of {', '.join(SHIP_DTYPES)}, got {ship_dtype!r}")
     return StudySpec(path.stem, path, str(document.get('description', '')), recipe, twins, runs, targets,
-                     document.get('dataset'), str(document.get('dataset_description', '')))
+                     document.get('dataset'), str(document.get('dataset_description', '')),
+                     (path.parent / weights_dir).resolve() if weights_dir else None, ship_dtype,
+                     str(document.get('pretrained_description', '')), str(document.get('licence', '')))
 
 
 def _comparisons(path: Path, kind: str, value: Any, runs: List[RunSpec]) -> List[Dict[str, Any]]:

@@ -5,12 +5,13 @@ timm's ``load_pretrained`` reads whatever file it is given, and its errors do no
 name, then an explicit state dict or file, then the tag's ``hf_hub_id``), brings the file into the local
 cache, checks it (:func:`check_weight_file`), and hands timm exactly that file.
 """
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 from timm.models import get_arch_pretrained_cfgs, list_pretrained, resolve_pretrained_cfg
 
 from .fetch import fetch_weight_file
-from .files import check_weight_file, find_weight_file
+from .files import WeightFileError, check_weight_file, find_weight_file
 
 __all__ = ['NoPretrainedWeightsError', 'pretrained_file_overlay']
 
@@ -57,6 +58,12 @@ def pretrained_file_overlay(
     elif cfg.get('state_dict') is not None:
         return pretrained_cfg_overlay
     elif cfg.get('file'):
+        shipped = registered is not None and cfg['file'] == getattr(registered, 'file', None)
+        if shipped and not Path(cfg['file']).is_file():  # a tag's own file, missing here
+            raise WeightFileError(
+                f"{name}: its weights ({cfg['file']}) are not in this installation: they ship with a source checkout "
+                'of tl_models (too large for the wheel). Clone the repository and install it from there, or load '
+                "the file from wherever you have it: pretrained_cfg_overlay=dict(file='PATH/model.safetensors')")
         path = check_weight_file(cfg['file'])
         overlay['hf_hub_id'] = None  # the weights are this file, not the tag's hub repo
     elif cfg.get('hf_hub_id'):
