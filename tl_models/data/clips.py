@@ -131,7 +131,7 @@ def _open_video(path: Path):
         import av
     except ImportError as e:
         raise ConfigError(f"{path}: video files are decoded with PyAV: pip install 'tl-models[video]' (or use "
-                               f'folders of frame images)') from e
+                          f'folders of frame images)') from e
     try:
         return av.open(str(path))
     except av.FFmpegError as e:
@@ -174,7 +174,7 @@ class VideoFolder(torch.utils.data.Dataset):
         self.classes = sorted(d.name for d in self.root.iterdir() if d.is_dir())
         if not self.classes:
             raise ConfigError(f'{self.root}: no class sub-folders; expected <class>/<clip>, a clip being a video '
-                                   f"file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frame images")
+                              f"file ({', '.join(VIDEO_SUFFIXES)}) or a folder of frame images")
         self.samples = [(clip, label) for label, name in enumerate(self.classes)
                         for clip in sorted((self.root / name).iterdir()) if _is_clip(clip)]
         if not self.samples:

@@ -198,7 +198,7 @@ def _load_split(config: DataConfig, split: str, inputs: InputSpec) -> SplitData:
         if config.data_dir is not None:
             folder = 'video_folder' if inputs.is_video else 'folder'
             raise ConfigError(f'--dataset {kind} comes with scikit-learn: drop --data-dir or use --dataset '
-                                   f'{folder}')
+                              f'{folder}')
         if kind == 'moving_digits':
             return SplitData(moving_digits_split(split), MovingDigits.classes, 'moving_digits')
         return SplitData(DigitsDataset(split), DigitsDataset.classes, 'digits')

@@ -1,8 +1,8 @@
 """Cached outputs of a ViT's frozen first blocks, and the loader that trains from them.
 
-With the first blocks frozen (:mod:`.frozen`), their output for an image never changes, so it is computed once
-and kept on disk: ``[M, P+N, C]`` float16 per split, in timm's eval preprocessing, and a second copy of the
-horizontally flipped images when the recipe flips (``hflip > 0``). Training then draws, per image and epoch,
+With the first blocks frozen (:mod:`tl_models.train.frozen`), their output for an image never changes, so it is
+computed once and kept on disk: ``[M, P+N, C]`` float16 per split, in timm's eval preprocessing, and a second copy of
+the horizontally flipped images when the recipe flips (``hflip > 0``). Training then draws, per image and epoch,
 the flipped copy with probability ``hflip``: the augmentation is the flip alone (random-resized crops, colour
 jitter, auto-augment, random erasing and mixup need the images and are refused with the cache).
 
@@ -77,7 +77,7 @@ def _items_fingerprint(dataset: Any, description: str) -> str:
         digest.update(np.ascontiguousarray(dataset.targets).tobytes())
     else:
         raise ConfigError(f'--cache-frozen cannot tell the items of {description} apart (an image folder or '
-                               'the digits can be cached); train without --cache-frozen')
+                          'the digits can be cached); train without --cache-frozen')
     return digest.hexdigest()
 
 

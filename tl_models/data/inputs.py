@@ -71,7 +71,7 @@ def check_model_name(name: str) -> None:
     close = difflib.get_close_matches(timm.models.get_arch_name(model_id), timm.list_models('tl_*'), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else "; list them with timm.list_models('tl_*')"
     raise ConfigError(f'unknown model {name!r}: expected a registered model name, hf-hub:ORG/REPO or '
-                           f'local-dir:PATH{hint}')
+                      f'local-dir:PATH{hint}')
 
 
 def model_data_config(model: nn.Module) -> Dict[str, Any]:

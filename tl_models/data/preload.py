@@ -167,7 +167,7 @@ class PreloadedLoader(InMemoryBatches):
         for name, off in UNSUPPORTED.items():
             if getattr(config, name) != off:
                 raise ConfigError(f'--preload augments with random-resized crop and flip only; '
-                                       f'--{name.replace("_", "-")} needs the per-image pipeline (drop --preload)')
+                                  f'--{name.replace("_", "-")} needs the per-image pipeline (drop --preload)')
         super().__init__(len(data), config.batch_size, is_training, config.seed, rank, world_size)
         self.device = device
         self.images = data.images.to(device)
