@@ -8,6 +8,7 @@
 - :func:`render_video_token_map_frames`: one picture per frame of a clip, its time step's maps over it.
 - :func:`save_token_maps`: all of it for one image or several, as ``tl-visualize`` runs it;
   :func:`save_video_token_maps`: for a clip, a GIF over time.
+- :func:`token_map_similarity`, :func:`pairwise_map_similarity`: how alike a model's token maps are (1: collapsed).
 
 Drawing needs matplotlib (the ``plot`` extra) for its colour maps; nothing here imports it before drawing.
 """
@@ -26,6 +27,7 @@ from .render import (
     render_video_token_map_frames,
     stack_pictures,
 )
+from .similarity import pairwise_map_similarity, token_map_similarity
 from .video_input import (
     VideoInput,
     check_clip,
@@ -52,6 +54,7 @@ __all__ = [
     'load_model',
     'moving_digit_clip',
     'names_weights',
+    'pairwise_map_similarity',
     'panel_shape',
     'prepare_clip',
     'prepare_image',
@@ -64,6 +67,7 @@ __all__ = [
     'save_video_token_maps',
     'stack_pictures',
     'token_learner_maps',
+    'token_map_similarity',
     'video_token_learner_maps',
     'write_gif',
     'write_png',
