@@ -142,7 +142,8 @@ def test_a_study_trains_reports_and_ships_and_never_repeats_a_run(tmp_path):
     assert [(r.run, r.kind, r.seeds) for r in rows] == [
         ('vit_nano_d2_patch4_32', 'twin', [0]), ('tl_vit_pico_patch4_16_8at2', 'tokenlearner', [0, 1])]
     assert all(set(WORKLOADS) <= set(r.speed) for r in rows)
-    for name in ('summary.md', 'summary.csv', 'summary.json', 'top1_vs_gmacs.png', 'top1_vs_train_speed.png'):
+    for name in ('summary.md', 'summary.csv', 'summary.json', 'top1_vs_gmacs.png', 'top1_vs_train_speed.png',
+                 'top1_vs_infer_speed.png'):
         assert (settings.results_dir / name).is_file()
     table = (settings.results_dir / 'summary.md').read_text()
     assert '| small | `tl_vit_pico_patch4_16_8at2` | tokenlearner | 0,1 |' in table

@@ -19,12 +19,15 @@ __all__ = ['COST_AXES', 'pareto_front', 'plot_top1_vs_cost']
 COST_AXES = {
     'gmacs': ('MMACs per {sample} (attention included)', lambda r: r.gmacs * 1e3, True),
     'train_speed': ('training {sample}s/s, model only', lambda r: r.speed.get('train_model'), False),
+    'infer_speed': ('inference {sample}s/s, model only', lambda r: r.speed.get('infer_model'), False),
 }
 
 
 def _short(row: ModelRow) -> str:
     name = row.run if row.run != row.model else row.model
-    return name.replace('tl_vit_', 'TL-').replace('vit_', 'ViT-').replace('_patch4_32', '')
+    for long, short in (('tl_vit_', 'TL-'), ('vit_', 'ViT-'), ('_patch4_32', ''), ('_patch14_dinov2', '')):
+        name = name.replace(long, short)
+    return name
 
 
 def pareto_front(rows: Sequence[ModelRow], cost: Callable[[ModelRow], float], cheaper_is_lower: bool
