@@ -79,7 +79,7 @@ def test_cache_holds_both_views_and_is_reused(tmp_path):
     config = TrainConfig(hflip=0.5, batch_size=100, **{k: v for k, v in CACHED.items() if k != 'epochs'})
     data_config = timm.data.resolve_input_data_config(model)
     cpu = torch.device('cpu')
-    cached = load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu)
+    cached = load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu, True)
     assert len(cached.views) == 2 and cached.views[0].shape == (360, 16, 128) and cached.views[0].dtype == np.float16
     files = sorted(tmp_path.glob('*.npy'))
     stamps = [f.stat().st_mtime_ns for f in files]
@@ -93,13 +93,25 @@ def test_cache_holds_both_views_and_is_reused(tmp_path):
             expected = prefix_tokens(model, batch, 2)
             torch.testing.assert_close(torch.from_numpy(cached.views[view][:4].astype(np.float32)), expected,
                                        atol=2e-3, rtol=2e-3)
-    again = load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu)
+    again = load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu, True)
     assert [f.stat().st_mtime_ns for f in files] == stamps and again.views[0].shape == cached.views[0].shape
     assert json.loads(next(tmp_path.glob('*.json')).read_text())['depth'] == 2
     with torch.no_grad():  # other frozen weights: another file
         model.blocks[0].attn.proj.weight.add_(1.0)
-    load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu)
+    load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu, True)
     assert len(list(tmp_path.glob('*.npy'))) == 4
+
+
+def test_only_the_views_asked_for_are_computed(tmp_path):
+    model = _model('vit_nano_patch4_32', img_size=16)
+    config = TrainConfig(hflip=0.5, batch_size=100, **{k: v for k, v in CACHED.items() if k != 'epochs'})
+    data_config, cpu = timm.data.resolve_input_data_config(model), torch.device('cpu')
+    held_out = load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu, False)
+    (plain,) = tmp_path.glob('*-view0.npy')
+    assert len(held_out.views) == 1 and not list(tmp_path.glob('*-view1.npy'))  # evaluation reads no flips
+    stamp = plain.stat().st_mtime_ns
+    flipped = load_cached_split(model, _digits_split('validation'), 2, data_config, config, tmp_path, cpu, True)
+    assert len(flipped.views) == 2 and plain.stat().st_mtime_ns == stamp  # only the missing view was computed
 
 
 def test_cached_loader_flips_per_item_and_epoch():

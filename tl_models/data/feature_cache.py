@@ -115,8 +115,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _compute(model: nn.Module, dataset: Any, depth: int, data_config: Dict[str, Any], config: DataConfig,
-             paths: List[Path], device: torch.device, description: str) -> None:
-    """Writes the block outputs of every item of ``dataset`` (and of its flipped images) to ``paths``."""
+             paths: Dict[int, Path], device: torch.device, description: str) -> None:
+    """Writes the block outputs of every item of ``dataset`` to ``paths[0]``, and of its flipped images to
+    ``paths[1]``: the views asked for."""
     loader = create_loader(dataset, input_size=data_config['input_size'], batch_size=config.batch_size,
                            is_training=False, use_prefetcher=False, interpolation=data_config['interpolation'],
                            mean=data_config['mean'], std=data_config['std'], crop_pct=data_config['crop_pct'],
@@ -124,50 +125,48 @@ def _compute(model: nn.Module, dataset: Any, depth: int, data_config: Dict[str, 
     model = model.eval().to(device)
     count, start, done = len(dataset), time.perf_counter(), 0
     with contextlib.ExitStack() as stack:
-        files = [stack.enter_context(atomic_path(p)) for p in paths]
-        arrays = None
+        files = {view: stack.enter_context(atomic_path(p)) for view, p in paths.items()}
+        arrays: Dict[int, np.ndarray] = {}
         with torch.no_grad():
             for images, _ in loader:
                 images = images.to(device)
-                views = [prefix_tokens(model, images, depth)]  # [B, P+N, C]
-                if len(paths) > 1:
-                    views.append(prefix_tokens(model, images.flip(-1), depth))
-                if arrays is None:
-                    shape = (count, *views[0].shape[1:])
-                    arrays = [np.lib.format.open_memmap(f, mode='w+', dtype=np.float16, shape=shape) for f in files]
-                for array, tokens in zip(arrays, views):
-                    array[done:done + len(images)] = tokens.to('cpu', torch.float16).numpy()
+                for view, file in files.items():
+                    tokens = prefix_tokens(model, images.flip(-1) if view else images, depth)  # [B, P+N, C]
+                    if view not in arrays:
+                        arrays[view] = np.lib.format.open_memmap(file, mode='w+', dtype=np.float16,
+                                                                 shape=(count, *tokens.shape[1:]))
+                    arrays[view][done:done + len(images)] = tokens.to('cpu', torch.float16).numpy()
                 done += len(images)
                 if done == count or done // config.batch_size % 20 == 0:
                     _logger.info('caching the outputs of blocks 0..%d of %s: %d/%d images, %.0f s', depth - 1,
                                  description, done, count, time.perf_counter() - start)
-        for array in arrays or []:
+        for array in arrays.values():
             array.flush()
-            del array
 
 
 def load_cached_split(model: nn.Module, split: SplitData, depth: int, data_config: Dict[str, Any],
-                      config: DataConfig, cache_dir: Path, device: torch.device) -> CachedSplit:
-    """The cached outputs of blocks ``0 .. depth-1`` of ``model`` for ``split``, computed first if not cached.
+                      config: DataConfig, cache_dir: Path, device: torch.device, flipped: bool) -> CachedSplit:
+    """The cached outputs of blocks ``0 .. depth-1`` of ``model`` for ``split`` (and for its flipped images, with
+    ``flipped``: training with ``hflip``), computed first where not cached.
 
     Raises:
         ConfigError: a dataset whose items cannot be identified.
     """
     dataset, indices = _base(split)
-    views = 2 if config.hflip > 0 else 1
     key_fields = dict(version=CACHE_VERSION, frozen=_hash_tensors(frozen_state(model, depth)), depth=depth,
                       data_config={k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
                       items=_items_fingerprint(dataset, split.description))
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:24]
-    paths = [Path(cache_dir) / f'{key}-view{v}.npy' for v in range(views)]
+    paths = {view: Path(cache_dir) / f'{key}-view{view}.npy' for view in ((0, 1) if flipped else (0,))}
     with _locked(Path(cache_dir) / f'{key}.lock'):
-        missing = [p for p in paths if not p.is_file()]
+        missing = {view: path for view, path in paths.items() if not path.is_file()}
         if missing:
-            _logger.info('caching block outputs in %s (%d view(s))', cache_dir, views)
-            _compute(model, dataset, depth, data_config, config, paths, device, split.description)
+            _logger.info('caching block outputs in %s (%d view(s))', cache_dir, len(missing))
+            _compute(model, dataset, depth, data_config, config, missing, device, split.description)
             write_json(Path(cache_dir) / f'{key}.json', dict(key_fields, description=split.description,
-                                                             files=[p.name for p in paths]))
-    arrays = [np.load(p, mmap_mode='r') for p in paths]
+                                                             files=sorted(p.name for p in Path(cache_dir).glob(
+                                                                 f'{key}-view*.npy'))))
+    arrays = [np.load(path, mmap_mode='r') for path in paths.values()]
     return CachedSplit(arrays, _targets(dataset), indices)
 
 

@@ -309,7 +309,8 @@ def _cached_training(config: TrainConfig, model: nn.Module, train_split: SplitDa
         raise TrainConfigError(f'--cache-frozen: the TokenLearner of {config.model} runs before block 0, so no '
                                'frozen block output is left to cache')
     cache_dir = Path(config.cache_dir) if config.cache_dir else output / 'feature_cache'
-    loaders = [CachedTokenLoader(load_cached_split(model, split, depth, data_config, config, cache_dir, dist.device),
+    loaders = [CachedTokenLoader(load_cached_split(model, split, depth, data_config, config, cache_dir, dist.device,
+                                                   flipped=training and config.hflip > 0),
                                  config.batch_size, training, config.seed, config.hflip, dist.rank, dist.world_size)
                for split, training in ((train_split, True), (val_split, False))]
     return PartlyFrozen(model, config.freeze_blocks, start=depth), loaders[0], loaders[1]
