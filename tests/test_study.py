@@ -231,6 +231,24 @@ def test_targets_are_met_missed_or_open_from_the_rows():
         None]  # no plain ViT of that cost
 
 
+def test_speed_feeds_each_run_its_own_image_size(tmp_path):
+    """Two runs of one model at two image sizes, on timm's per-image loader (which sets its transform on the
+    dataset): each is timed on images of its own size, once per (model, size)."""
+    text = textwrap.dedent("""\
+        recipe: {epochs: 1, batch_size: 16}
+        groups:
+          g:
+            runs:
+              small: {model: vit_nano_d2_patch4_32, options: {img_size: 16}}
+              large: {model: vit_nano_d2_patch4_32, options: {img_size: 32}}
+              again: {model: vit_nano_d2_patch4_32, options: {img_size: 32}}
+        """)
+    speed = measure_speed(load_study(_study(tmp_path, text)), None, 'cpu', threads=1, rounds=1, steps=1)
+    assert set(speed['models']) == {'small', 'large', 'again'}
+    assert speed['models']['large'] == speed['models']['again'] and all(set(WORKLOADS) <= set(v) for v in
+                                                                         speed['models'].values())
+
+
 def test_comparison_targets_name_runs_and_read_means_seeds_and_speed():
     rows = _with_twin([_row('plain_224', 'twin', [90.0, 92.0], 6.0, {'infer_model': 10.0}),
                        _row('plain_168', 'plain', [88.0, 88.0], 3.3, {'infer_model': 19.0}),

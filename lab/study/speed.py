@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tl_models.benchmark.environment import describe_environment, resolve_device, synchronizer
 from tl_models.benchmark.timing import time_interleaved
 from tl_models.benchmark.workloads import make_optimizer
-from tl_models.data import build_loader, load_split, model_data_config, model_input, preload_split
+from tl_models.data import SplitData, build_loader, load_split, model_data_config, model_input, preload_split
 from tl_models.runtime import Distributed, default_device
 
 from .spec import StudySpec
@@ -99,8 +99,11 @@ def measure_speed(
                          **({'batch_size': batch_size} if batch_size else {}))
     dist = Distributed(target)
     inputs = model_input(config.model)  # a study's models all take images or all take clips: its data
-    train_split, eval_split = (load_split(config, config.train_split, inputs),
-                               load_split(config, config.val_split, inputs))
+
+    def splits() -> Tuple[SplitData, SplitData]:
+        return load_split(config, config.train_split, inputs), load_split(config, config.val_split, inputs)
+
+    train_split, eval_split = splits()
     if config.preload:  # decoded once for all models
         train_split, eval_split = preload_split(train_split), preload_split(eval_split)
     num_classes = len(train_split.class_names or []) or 10
@@ -117,6 +120,8 @@ def measure_speed(
                                   **({'img_size': img_size} if img_size else {})).to(target)
         data_config = model_data_config(model)
         built = model_input(model)
+        if not config.preload:  # timm's loader sets its transform on the dataset: each model reads its own
+            train_split, eval_split = splits()
         train_batches = _endless(build_loader(train_split, data_config, config, True, dist, inputs=built))
         eval_batches = _endless(build_loader(eval_split, data_config, config, False, dist, inputs=built))
         fixed = next(train_batches)
