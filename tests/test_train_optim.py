@@ -1,4 +1,5 @@
 """The optimizer's parameter groups: timm's, with the TokenLearner/TokenFuser learning rate optionally scaled."""
+import logging
 import math
 
 import pytest
@@ -62,11 +63,15 @@ def test_scheduler_applies_the_scale_to_the_learning_rate():
     assert rates[True] == pytest.approx(0.25 * rates[False]) and rates[False] > 0
 
 
-def test_scale_needs_a_tokenlearner_model_and_a_positive_value():
+def test_a_plain_model_keeps_every_rate_and_the_scale_must_be_positive(caplog):
+    """One recipe for a TokenLearner model and its plain twin: the twin has nothing to scale."""
     plain = timm.create_model('vit_tiny_patch16_224', img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
-    with pytest.raises(TrainConfigError, match='needs a TokenLearner model'):
-        create_optimizer(plain, TrainConfig(tokenlearner_lr_scale=2.0))
-    create_optimizer(plain, TrainConfig())  # the default works for any model
+    caplog.set_level(logging.INFO, logger='tl_models.train')
+    scaled = create_optimizer(plain, TrainConfig(tokenlearner_lr_scale=2.0))
+    default = create_optimizer(plain, TrainConfig())
+    assert [g.get('lr_scale', 1.0) for g in scaled.param_groups] == [g.get('lr_scale', 1.0)
+                                                                     for g in default.param_groups]
+    assert 'has no TokenLearner or TokenFuser layers' in caplog.text
     with pytest.raises(TrainConfigError, match='positive multiple'):
         TrainConfig(tokenlearner_lr_scale=0)
 

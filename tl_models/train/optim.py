@@ -1,5 +1,6 @@
 """The optimizer: timm's ``create_optimizer_v2`` with its parameter groups (weight decay, layer decay), and the
 TokenLearner/TokenFuser layers' learning rate optionally scaled against the rest of the model."""
+import logging
 from functools import partial
 from typing import Any, Dict, List, Optional
 
@@ -8,29 +9,29 @@ import torch
 import torch.nn as nn
 from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig
 
 __all__ = ['TOKENLEARNER_PREFIXES', 'create_optimizer', 'tokenlearner_param_groups']
 
+_logger = logging.getLogger(__name__)
 TOKENLEARNER_PREFIXES = ('token_learners.', 'token_fusers.')
 
 
 def create_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """``config.opt`` over ``model``'s trainable parameters, in timm's groups; with ``config.tokenlearner_lr_scale``
     other than 1, the TokenLearner/TokenFuser parameters of each group in a group of their own, whose ``lr_scale``
-    (read by timm's schedulers) is that many times the group's.
-
-    Raises:
-        TrainConfigError: a learning-rate scale for a model without TokenLearner layers.
+    (read by timm's schedulers) is that many times the group's. A model without TokenLearner layers (a plain twin
+    trained with the same recipe) has nothing to scale: every rate stays the recipe's, and the log says so.
     """
     scale = config.tokenlearner_lr_scale
     group_fn = None
     if scale != 1:
         if not any(name.startswith(TOKENLEARNER_PREFIXES) for name, _ in model.named_parameters()):
-            raise TrainConfigError(f'--tokenlearner-lr-scale needs a TokenLearner model, {type(model).__name__} has '
-                                   'no TokenLearner or TokenFuser layers')
-        group_fn = partial(tokenlearner_param_groups, weight_decay=config.weight_decay,
-                           layer_decay=config.layer_decay, lr_scale=scale)
+            _logger.info('--tokenlearner-lr-scale %g: %s has no TokenLearner or TokenFuser layers, so every learning '
+                         'rate stays the recipe\'s', scale, type(model).__name__)
+        else:
+            group_fn = partial(tokenlearner_param_groups, weight_decay=config.weight_decay,
+                               layer_decay=config.layer_decay, lr_scale=scale)
     return timm.optim.create_optimizer_v2(model, opt=config.opt, lr=config.lr, weight_decay=config.weight_decay,
                                           layer_decay=config.layer_decay, param_group_fn=group_fn)
 
