@@ -10,17 +10,22 @@ frozen part ends or where the TokenLearner runs, whichever comes first (:func:`c
 The model that trains is a :class:`PartlyFrozen` wrapper around the timm model; checkpoints and exports hold the
 timm model itself, which takes images as before.
 """
-from typing import List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 from timm.models import VisionTransformer
 
-from ..data.feature_cache import STEM
+from ..data import SplitData
+from ..data.feature_cache import STEM, CachedTokenLoader, frozen_state, load_cached_split
 from ..models import TokenLearnerVideoTransformer, TokenLearnerVisionTransformer
+from ..runtime import Distributed
 from .config import TrainConfig, TrainConfigError
+from .distill import DistillationLoss
 
-__all__ = ['PartlyFrozen', 'cache_depth', 'check_cache_options', 'check_freezable', 'freeze_blocks', 'frozen_modules']
+__all__ = ['PartlyFrozen', 'cache_depth', 'cached_training', 'check_cache_options', 'check_freezable', 'freeze_blocks',
+           'frozen_modules', 'use_cached_teacher']
 
 # Options that change images in ways cached block outputs cannot follow, with the value that means "off".
 _IMAGE_AUGMENTATIONS = {'color_jitter': 0.0, 'aa': None, 'reprob': 0.0, 'mixup': 0.0, 'cutmix': 0.0}
@@ -118,3 +123,35 @@ class PartlyFrozen(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``[B, 3, H, W]`` (or tokens ``[B, P+N, C]`` entering block ``start``) -> logits ``[B, classes]``."""
         return self.forward_head(self.forward_features(x))
+
+
+def cached_training(config: TrainConfig, model: nn.Module, train_split: SplitData, val_split: SplitData,
+                     data_config: Dict[str, Any], output: Path, dist: Distributed
+                     ) -> Tuple[PartlyFrozen, CachedTokenLoader, CachedTokenLoader]:
+    """The model that trains from cached outputs of its frozen blocks, and the loaders of those outputs."""
+    check_cache_options(config)
+    depth = cache_depth(model, config.freeze_blocks)
+    if depth == 0:
+        raise TrainConfigError(f'--cache-frozen: the TokenLearner of {config.model} runs before block 0, so no '
+                               'frozen block output is left to cache')
+    cache_dir = Path(config.cache_dir) if config.cache_dir else output / 'feature_cache'
+    loaders = [CachedTokenLoader(load_cached_split(model, split, depth, data_config, config, cache_dir, dist.device,
+                                                   flipped=training and config.hflip > 0),
+                                 config.batch_size, training, config.seed, config.hflip, dist.rank, dist.world_size)
+               for split, training in ((train_split, True), (val_split, False))]
+    return PartlyFrozen(model, config.freeze_blocks, start=depth), loaders[0], loaders[1]
+
+
+def use_cached_teacher(distiller: DistillationLoss, student: nn.Module, teacher: nn.Module, start: int,
+                        config: TrainConfig) -> None:
+    """Lets the teacher read the student's cached block outputs: only if its stem and blocks before ``start`` are
+    the student's and it normalises images alike."""
+    mine, theirs = frozen_state(student, start), teacher.state_dict()
+    differ = [k for k, v in mine.items() if k not in theirs or theirs[k].shape != v.shape
+              or not torch.equal(theirs[k].to(v.device), v)]
+    if differ or distiller.input_transform is not None:
+        why = f'its {differ[0]} differs' if differ else 'it normalises images differently'
+        raise TrainConfigError(f"--cache-frozen with --distill-from {config.distill_from}: the teacher cannot read "
+                               f"the student's cached outputs of blocks 0..{start - 1}: {why}; distil without "
+                               '--cache-frozen')
+    distiller.teacher = PartlyFrozen(teacher, config.freeze_blocks, start=start).eval()

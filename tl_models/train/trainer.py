@@ -33,7 +33,6 @@ from timm.utils import ModelEmaV3
 
 from ..data import SplitData, build_loader, check_model_name, load_split, model_data_config, model_input
 from ..data.clips import check_video_options
-from ..data.feature_cache import CachedTokenLoader, frozen_state, load_cached_split
 from ..data.preload import InMemoryBatches
 from ..evaluate import evaluate
 from ..hub.export import checkpoint_provenance, export_model
@@ -49,7 +48,7 @@ from .distill import (
     load_teacher,
 )
 from .engine import train_one_epoch
-from .frozen import PartlyFrozen, cache_depth, check_cache_options, freeze_blocks
+from .frozen import PartlyFrozen, cached_training, freeze_blocks, use_cached_teacher
 from .optim import TOKENLEARNER_PREFIXES, create_optimizer
 
 __all__ = ['train']
@@ -206,8 +205,8 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     model.to(dist.device)
 
     if config.cache_frozen:
-        trainee, train_loader, val_loader = _cached_training(config, model, train_split, val_split, data_config,
-                                                             output, dist)
+        trainee, train_loader, val_loader = cached_training(config, model, train_split, val_split, data_config,
+                                                            output, dist)
     else:
         trainee = PartlyFrozen(model, config.freeze_blocks) if config.freeze_blocks else model
         train_loader = build_loader(train_split, data_config, config, is_training=True, dist=dist, inputs=inputs)
@@ -222,7 +221,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         distiller = DistillationLoss(teacher, model, loss_fn, config.distill_alpha, config.distill_temperature,
                                      config.distill_feature_weight)
         if config.cache_frozen:
-            _use_cached_teacher(distiller, model, teacher, trainee.start, config)
+            use_cached_teacher(distiller, model, teacher, trainee.start, config)
     ema = ModelEmaV3(model, decay=config.model_ema_decay) if config.model_ema else None
 
     state = _RunState()
@@ -297,38 +296,6 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
         _logger.info('%s held-out top-1 %.2f%% (epoch %d of %d); run folder %s', config.select,
                      summary['selected_top1'], summary['selected_epoch'], state.epochs_done, output)
     return summary
-
-
-def _cached_training(config: TrainConfig, model: nn.Module, train_split: SplitData, val_split: SplitData,
-                     data_config: Dict[str, Any], output: Path, dist: Distributed
-                     ) -> Tuple[PartlyFrozen, CachedTokenLoader, CachedTokenLoader]:
-    """The model that trains from cached outputs of its frozen blocks, and the loaders of those outputs."""
-    check_cache_options(config)
-    depth = cache_depth(model, config.freeze_blocks)
-    if depth == 0:
-        raise TrainConfigError(f'--cache-frozen: the TokenLearner of {config.model} runs before block 0, so no '
-                               'frozen block output is left to cache')
-    cache_dir = Path(config.cache_dir) if config.cache_dir else output / 'feature_cache'
-    loaders = [CachedTokenLoader(load_cached_split(model, split, depth, data_config, config, cache_dir, dist.device,
-                                                   flipped=training and config.hflip > 0),
-                                 config.batch_size, training, config.seed, config.hflip, dist.rank, dist.world_size)
-               for split, training in ((train_split, True), (val_split, False))]
-    return PartlyFrozen(model, config.freeze_blocks, start=depth), loaders[0], loaders[1]
-
-
-def _use_cached_teacher(distiller: DistillationLoss, student: nn.Module, teacher: nn.Module, start: int,
-                        config: TrainConfig) -> None:
-    """Lets the teacher read the student's cached block outputs: only if its stem and blocks before ``start`` are
-    the student's and it normalises images alike."""
-    mine, theirs = frozen_state(student, start), teacher.state_dict()
-    differ = [k for k, v in mine.items() if k not in theirs or theirs[k].shape != v.shape
-              or not torch.equal(theirs[k].to(v.device), v)]
-    if differ or distiller.input_transform is not None:
-        why = f'its {differ[0]} differs' if differ else 'it normalises images differently'
-        raise TrainConfigError(f"--cache-frozen with --distill-from {config.distill_from}: the teacher cannot read "
-                               f"the student's cached outputs of blocks 0..{start - 1}: {why}; distil without "
-                               '--cache-frozen')
-    distiller.teacher = PartlyFrozen(teacher, config.freeze_blocks, start=start).eval()
 
 
 def _student_start(config: TrainConfig, student: nn.Module, teacher: nn.Module) -> str:
