@@ -2,8 +2,8 @@
 
 ``--freeze-blocks K`` keeps the stem (patch and position embeddings, class and register tokens, ``norm_pre``) and
 blocks ``0 .. K-1`` as loaded: no gradients, and eval mode (no stochastic depth) while the rest trains. With
-``--cache-frozen`` their output is computed once per image (:mod:`.feature_cache`) and every epoch trains from
-there: a step then costs only the blocks that train. For a TokenLearner model the cache is taken where the
+``--cache-frozen`` their output is computed once per image (:mod:`tl_models.data.feature_cache`) and every epoch
+trains from there: a step then costs only the blocks that train. For a TokenLearner model the cache is taken where the
 frozen part ends or where the TokenLearner runs, whichever comes first (:func:`cache_depth`): the blocks between
 (frozen, on the learned tokens) run in every step, as the TokenLearner before them trains.
 
