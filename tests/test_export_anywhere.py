@@ -151,3 +151,17 @@ def test_every_script_that_takes_a_model_name_takes_your_variant_files(own_varia
     result = subprocess.run([*argv0, *argv, '--variants', str(own_variants)], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+
+
+def test_card_says_which_weights_training_started_from():
+    from tl_models.hub.card import model_card
+    from tl_models.hub.export import Provenance
+
+    config = dict(architecture='tl_vit_pico_patch4_16_8at2', num_classes=10, model_args={},
+                  pretrained_cfg=dict(input_size=[3, 16, 16], mean=[0.5] * 3, std=[0.5] * 3, crop_pct=1.0),
+                  tl_models=dict(variant='tl_vit_pico_patch4_16_8at2', started_from_tag='in1k'))
+    provenance = Provenance(summary='fine-tuned')
+    assert '**Started from:** `tl_vit_pico_patch4_16_8at2.in1k`' in model_card(config, provenance, 1000)
+    config['tl_models']['started_from'] = 'a DINOv2 ViT-S/14 converted from ONNX'  # a weight file, not the tag
+    card = model_card(config, provenance, 1000)
+    assert '**Started from:** a DINOv2 ViT-S/14 converted from ONNX' in card and '.in1k`' not in card

@@ -82,7 +82,12 @@ def _rebuilt_as(config: Dict[str, Any]) -> str:
 
 
 def _started_from(config: Dict[str, Any]) -> List[str]:
-    tag = config.get('tl_models', {}).get('started_from_tag')
+    """The weights training started from: a tag of the variant, or, for weights from elsewhere (a converted
+    backbone file), their description (``tl_models.started_from``)."""
+    recorded = config.get('tl_models', {})
+    if recorded.get('started_from'):
+        return [f"- **Started from:** {recorded['started_from']}"]
+    tag = recorded.get('started_from_tag')
     return [f'- **Started from:** `{_variant(config)}.{tag}`'] if tag else []
 
 

@@ -62,7 +62,8 @@ def pretrained_file_overlay(
         if shipped and not Path(cfg['file']).is_file():  # a tag's own file, missing here
             raise WeightFileError(
                 f"{name}: its weights ({cfg['file']}) are not in this installation: they ship with a source checkout "
-                'of tl_models (too large for the wheel). Clone the repository and install it from there, or load '
+                'of tl_models (too large for the wheel). Clone the repository and install it editable from there '
+                '(pip install -e .), or load '
                 "the file from wherever you have it: pretrained_cfg_overlay=dict(file='PATH/model.safetensors')")
         path = check_weight_file(cfg['file'])
         overlay['hf_hub_id'] = None  # the weights are this file, not the tag's hub repo
