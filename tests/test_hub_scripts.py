@@ -250,8 +250,8 @@ class _RecordingApi:
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(('create_repo', repo_id, kwargs))
 
-    def upload_folder(self, **kwargs):
-        self.calls.append(('upload_folder', kwargs['repo_id'], kwargs))
+    def create_commit(self, **kwargs):
+        self.calls.append(('create_commit', kwargs['repo_id'], kwargs))
         return 'https://hub.invalid/commit/1'
 
 
@@ -270,9 +270,22 @@ def test_push_checks_the_folder_and_uploads_only_its_three_files(hub, tmp_path, 
     result = push_folder(folder, 'hubtest/pushed', private=True, api=api)
     assert result.commit_url == 'https://hub.invalid/commit/1'
     assert api.calls[0] == ('create_repo', 'hubtest/pushed', {'repo_type': 'model', 'private': True, 'exist_ok': True})
-    upload = api.calls[1][2]
-    assert upload['folder_path'] == str(folder)
-    assert sorted(upload['allow_patterns']) == ['README.md', 'config.json', 'model.safetensors']
+    upload = {op.path_in_repo: op for op in api.calls[1][2]['operations']}
+    assert sorted(upload) == ['README.md', 'config.json', 'model.safetensors']
+    assert upload['model.safetensors'].path_or_fileobj == str(folder / 'model.safetensors')
+    assert upload['README.md'].path_or_fileobj == (folder / 'README.md').read_bytes()
+
+
+def test_push_uploads_a_card_written_without_a_repo_loading_from_the_repo(hub, tmp_path):
+    folder = export_model(_trained(), tmp_path / 'export', Provenance('Test.'))  # as the shipped weights
+    card = (folder / 'README.md').read_text()
+    assert 'local-dir:PATH/TO/THIS/FOLDER' in card and 'hf-hub:' not in card
+    api = _RecordingApi()
+    push_folder(folder, 'hubtest/shipped', api=api)
+    upload = {op.path_in_repo: op for op in api.calls[1][2]['operations']}
+    uploaded = upload['README.md'].path_or_fileobj.decode()
+    assert "timm.create_model('hf-hub:hubtest/shipped'" in uploaded and 'PATH/TO/THIS/FOLDER' not in uploaded
+    assert (folder / 'README.md').read_text() == card  # the folder is left as it was
 
 
 def test_push_refuses_a_folder_whose_weights_do_not_load(hub, tmp_path, capsys):

@@ -45,8 +45,12 @@ def _front_matter(license_id: str, dataset: Optional[str]) -> str:
     return f'---\n{yaml.safe_dump(meta, sort_keys=False)}---\n'
 
 
+# The card's loading code for a folder exported without a hub repo; tl-push puts the repo in its place.
+LOCAL_SOURCE = 'local-dir:PATH/TO/THIS/FOLDER'
+
+
 def _usage(repo_id: Optional[str]) -> str:
-    name = f'hf-hub:{repo_id}' if repo_id else 'local-dir:PATH/TO/THIS/FOLDER'
+    name = f'hf-hub:{repo_id}' if repo_id else LOCAL_SOURCE
     return f"""## How to load
 
 {IMPORT_NOTE}

@@ -1,8 +1,10 @@
 """Uploads an exported model folder (:mod:`tl_models.hub.export`) to a Hugging Face hub repo.
 
 The folder is checked first: its three files are there, its config names a registered model, the
-model loads from it strictly (``local-dir:``), and its card shows loading from the target repo. Only
-those three files are uploaded. Authentication is huggingface_hub's (``hf auth login`` or ``HF_TOKEN``).
+model loads from it strictly (``local-dir:``), and its card shows loading from the target repo. A card
+written without a repo (``local-dir:PATH/TO/THIS/FOLDER``, as the shipped weights' cards are) is uploaded
+showing the target repo instead; the folder itself is not changed. Only those three files are uploaded, in
+one commit. Authentication is huggingface_hub's (``hf auth login`` or ``HF_TOKEN``).
 """
 import dataclasses
 import json
@@ -10,9 +12,10 @@ from pathlib import Path
 from typing import Any, List, Optional, Union
 
 import timm
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationAdd, HfApi
 
 from ..version import __version__
+from .card import LOCAL_SOURCE
 from .export import CARD_NAME, CONFIG_NAME, EXPORT_FILES
 from .names import check_architecture
 
@@ -44,11 +47,25 @@ def check_export_folder(folder: PathLike, repo_id: Optional[str] = None) -> List
                                 f'(write one with tl-export)')
     config = json.loads((folder / CONFIG_NAME).read_text(encoding='utf-8'))
     check_architecture(config.get('architecture', ''), str(folder / CONFIG_NAME))
-    if repo_id and f'hf-hub:{repo_id}' not in (folder / CARD_NAME).read_text(encoding='utf-8'):
-        raise ExportFolderError(f"{folder / CARD_NAME}: the model card does not show loading from 'hf-hub:{repo_id}'; "
-                                f're-export with --repo-id {repo_id}')
+    if repo_id:
+        card_for_repo(folder, repo_id)
     timm.create_model(f'local-dir:{folder}', pretrained=True)  # raises, naming the file, if the weights do not fit
     return [folder / name for name in EXPORT_FILES]
+
+
+def card_for_repo(folder: PathLike, repo_id: str) -> str:
+    """The model card of ``folder`` as uploaded to ``repo_id``: loading from the repo.
+
+    Raises:
+        ExportFolderError: the card shows loading from another repo.
+    """
+    card = (Path(folder) / CARD_NAME).read_text(encoding='utf-8')
+    if f'hf-hub:{repo_id}' in card:
+        return card
+    if LOCAL_SOURCE in card and 'hf-hub:' not in card:  # exported without a repo: it is this one
+        return card.replace(LOCAL_SOURCE, f'hf-hub:{repo_id}')
+    raise ExportFolderError(f"{Path(folder) / CARD_NAME}: the model card does not show loading from "
+                            f"'hf-hub:{repo_id}'; re-export with --repo-id {repo_id}")
 
 
 @dataclasses.dataclass
@@ -86,6 +103,9 @@ def push_folder(
         return PushResult(files, None)
     api = api or HfApi(library_name='tl_models', library_version=__version__)
     api.create_repo(repo_id, repo_type='model', private=private, exist_ok=True)
-    commit = api.upload_folder(repo_id=repo_id, repo_type='model', folder_path=str(folder), revision=revision,
-                               commit_message=commit_message, allow_patterns=[f.name for f in files])
+    operations = [CommitOperationAdd(path_in_repo=f.name, path_or_fileobj=str(f)) for f in files if f.name != CARD_NAME]
+    operations.append(CommitOperationAdd(path_in_repo=CARD_NAME,
+                                         path_or_fileobj=card_for_repo(folder, repo_id).encode('utf-8')))
+    commit = api.create_commit(repo_id=repo_id, repo_type='model', operations=operations, revision=revision,
+                               commit_message=commit_message)
     return PushResult(files, str(getattr(commit, 'commit_url', commit)))
