@@ -73,7 +73,10 @@ def test_family_files_copy_no_architecture_numbers():
         document = yaml.safe_load((builtin_config_dir() / name).read_text())
         assert set(document) == {'variants'}, name
         for variant_name, spec in document['variants'].items():
-            assert set(spec) == {'description', 'backbone', 'architecture'}, variant_name
+            assert set(spec) - {'tags'} == {'description', 'backbone', 'architecture'}, variant_name
+            for tag, fields in spec.get('tags', {}).items():  # only to add trained weights to the backbone's tags
+                assert 'file' in fields or fields['hf_hub_id'].startswith(f"timm/{spec['backbone']}."), tag
+            assert 'tags' not in spec or any('file' in fields for fields in spec['tags'].values()), variant_name
             expected = STUDY_VARIANTS.get(variant_name, {'num_tokens': 8, 'tokenlearner_loc': TOKENLEARNER_AT})
             assert spec['architecture'] == expected, variant_name
             family = variant_name if variant_name in FAMILIES else 'tl_vit_small_patch14_dinov2_8at6'
@@ -111,7 +114,8 @@ def test_family_tags_are_timms_tags_with_weights_on_the_hub(name):
     backbone = FAMILIES[name]
     timm_cfgs = timm.models.get_arch_pretrained_cfgs(backbone)
     expected = [n.partition('.')[2] for n, cfg in timm_cfgs.items() if cfg.hf_hub_id]
-    assert list(tl_models.get_variant(name).tags) == expected
+    tags = tl_models.get_variant(name).tags
+    assert [t for t in tags if 'file' not in tags[t]] == expected  # and trained weights, if any, after them
     assert timm.models.get_pretrained_cfg(name).tag == timm.models.get_pretrained_cfg(backbone).tag  # the default
     for tag in expected:
         ours, theirs = timm.models.get_pretrained_cfg(f'{name}.{tag}'), timm_cfgs[f'{backbone}.{tag}']
