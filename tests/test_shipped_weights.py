@@ -14,7 +14,7 @@ import pytest
 import timm
 import torch
 
-from lab.study.cards import shipped_folder
+from lab.study.cards import shipped_folder, study_weights_dir
 from lab.study.runner import result_path
 from lab.study.spec import load_study
 from tl_models.evaluate import load_eval_model
@@ -37,14 +37,9 @@ def _study_ships():
     return [(spec, run) for spec in map(load_study, STUDY_FILES) for run in spec.runs if run.ship]
 
 
-def _weights_dir(spec) -> Path:
-    """Where a study's shipped weights go: its ``weights_dir``, else the package's."""
-    return spec.weights_dir or builtin_config_dir() / 'weights'
-
-
 def _shipped_folders():
     """(model, tag) -> the folder a study ships them to."""
-    return {(run.model, run.ship): shipped_folder(_weights_dir(spec), run.model, run.ship).resolve()
+    return {(run.model, run.ship): shipped_folder(study_weights_dir(spec), run.model, run.ship).resolve()
             for spec, run in _study_ships()}
 
 
@@ -98,7 +93,7 @@ def _card_number(card: str, label: str) -> float:
 
 @pytest.mark.parametrize('spec, run', _study_ships(), ids=lambda v: getattr(v, 'key', None) or getattr(v, 'name', ''))
 def test_card_matches_config_and_study_result(spec, run):
-    folder = shipped_folder(_weights_dir(spec), run.model, run.ship)
+    folder = shipped_folder(study_weights_dir(spec), run.model, run.ship)
     result_file = result_path(REPO / 'results' / spec.name, run)
     if not (folder / 'config.json').is_file():
         assert not result_file.is_file(), f'{run.key} finished but its weights were not shipped to {folder}'

@@ -12,15 +12,21 @@ import timm
 
 from tl_models.hub.card import Provenance, model_card
 from tl_models.io import write_json, write_text
+from tl_models.registry import builtin_config_dir
 
 from .model_rows import ModelRow, speed_unit
 from .runner import result_path
 from .spec import StudySpec
 
-__all__ = ['shipped_folder', 'write_shipped_cards']
+__all__ = ['shipped_folder', 'study_weights_dir', 'write_shipped_cards']
 
 RECIPE_FIELDS = ('epochs', 'batch_size', 'opt', 'lr', 'min_lr', 'warmup_epochs', 'weight_decay', 'smoothing',
                  'drop_path', 'scale', 'ratio', 'hflip', 'mixup', 'cutmix', 'model_ema', 'seed')
+
+
+def study_weights_dir(spec: StudySpec) -> Path:
+    """Where a study's shipped weights go by default: its ``weights_dir``, else the package's ``configs/weights``."""
+    return spec.weights_dir or builtin_config_dir() / 'weights'
 
 
 def shipped_folder(weights_dir: Path, model: str, tag: str) -> Path:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import tl_models  # noqa: F401  (registers the tl_ models with timm)
 from tl_models.io import write_json
-from tl_models.registry import VariantConfigError, builtin_config_dir
+from tl_models.registry import VariantConfigError
 from tl_models.registry.options import add_variants_option, register_variant_files
 from tl_models.train import TrainConfigError
 
 from . import StudyConfigError, StudySettings, load_study, pending_runs, result_path, run_study
-from .cards import write_shipped_cards
+from .cards import study_weights_dir, write_shipped_cards
 from .report import load_speed, write_report
 from .speed import measure_speed
 
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     results = args.results or Path('results') / spec.name
-    weights_dir = args.weights_dir or spec.weights_dir or builtin_config_dir() / 'weights'
+    weights_dir = args.weights_dir or study_weights_dir(spec)
     settings = StudySettings(args.data_dir, results, args.runs_dir or Path('runs') / 'study' / spec.name, weights_dir,
                              args.device, args.jobs, args.threads, tuple(args.variants), args.pretrained_file)
 
