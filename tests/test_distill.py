@@ -88,9 +88,10 @@ def test_student_starts_from_the_teachers_weights_with_fresh_tokenlearner(teache
     teacher = load_teacher(TrainConfig(distill_from=str(teacher_run)), torch.device('cpu'))
     student = _student()
     learner_before = {k: v.clone() for k, v in student.token_learners.state_dict().items()}
-    message = init_student_from_teacher(student, teacher)
-    assert message == ("the student starts from the teacher's weights (new: token_learners); the teacher is its plain "
-                       'twin, vit_nano_patch4_32')  # the registry's twin (tl_models.registry.twin_name)
+    start = init_student_from_teacher(student, teacher)
+    assert start.from_teacher
+    assert start.message == ("the student starts from the teacher's weights (new: token_learners); the teacher is its "
+                             'plain twin, vit_nano_patch4_32')  # the registry's twin (tl_models.registry.twin_name)
     teacher_state = teacher.state_dict()
     for key, value in student.state_dict().items():
         if key.startswith('token_learners.'):
@@ -107,17 +108,19 @@ def test_student_that_does_not_fit_keeps_its_own_initialisation(teacher_run):
     teacher = load_teacher(TrainConfig(distill_from=str(teacher_run)), torch.device('cpu'))
     student = timm.create_model('vit_nano_w96_patch4_32', num_classes=10, img_size=16)
     before = {k: v.clone() for k, v in student.state_dict().items()}
-    message = init_student_from_teacher(student, teacher)
-    assert message.startswith("the student keeps its own initialisation: the teacher's weights do not fit it")
+    start = init_student_from_teacher(student, teacher)
+    assert not start.from_teacher
+    assert start.message.startswith("the student keeps its own initialisation: the teacher's weights do not fit it")
     assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
 
 
 def test_video_student_starts_from_its_plain_video_twins_weights():
     teacher = timm.create_model('vivit_pico_patch4_32_8f', num_classes=40).eval()
     student = timm.create_model('tl_vivit_pico_patch4_32_8f_8at2', num_classes=40).eval()
-    message = init_student_from_teacher(student, teacher)
-    assert message == ("the student starts from the teacher's weights (new: token_learners); the teacher is its plain "
-                       'twin, vivit_pico_patch4_32_8f')
+    start = init_student_from_teacher(student, teacher)
+    assert start.from_teacher
+    assert start.message == ("the student starts from the teacher's weights (new: token_learners); the teacher is its "
+                             'plain twin, vivit_pico_patch4_32_8f')
     teacher_state = teacher.state_dict()
     assert all(torch.equal(v, teacher_state[k]) for k, v in student.state_dict().items()
                if not k.startswith('token_learners.'))
@@ -163,6 +166,8 @@ def test_distillation_run_reports_the_teacher_and_its_cost(teacher_run, tmp_path
     assert rows[0].endswith(',teacher_seconds') and float(rows[1].split(',')[-1]) > 0
     card = (tmp_path / 'run' / 'model' / 'README.md').read_text()
     assert f'distilled from {teacher_run} (alpha 0.5, temperature 1, feature weight 0.5)' in card
+    assert summary['started_from'] == f"the teacher's weights ({teacher_run})"
+    assert f"**Started from:** the teacher's weights ({teacher_run})" in card
     model = timm.create_model(f"local-dir:{tmp_path / 'run' / 'model'}", pretrained=True)
     assert model.num_classes == 10 and torch.isfinite(model(torch.randn(1, 3, 16, 16))).all()
 

@@ -153,15 +153,14 @@ def test_every_script_that_takes_a_model_name_takes_your_variant_files(own_varia
     assert result.returncode == 0, result.stderr
 
 
-def test_card_says_which_weights_training_started_from():
-    from tl_models.hub.card import model_card
-    from tl_models.hub.export import Provenance
-
-    config = dict(architecture='tl_vit_pico_patch4_16_8at2', num_classes=10, model_args={},
-                  pretrained_cfg=dict(input_size=[3, 16, 16], mean=[0.5] * 3, std=[0.5] * 3, crop_pct=1.0),
-                  tl_models=dict(variant='tl_vit_pico_patch4_16_8at2', started_from_tag='in1k'))
-    provenance = Provenance(summary='fine-tuned')
-    assert '**Started from:** `tl_vit_pico_patch4_16_8at2.in1k`' in model_card(config, provenance, 1000)
-    config['tl_models']['started_from'] = 'a DINOv2 ViT-S/14 converted from ONNX'  # a weight file, not the tag
-    card = model_card(config, provenance, 1000)
-    assert '**Started from:** a DINOv2 ViT-S/14 converted from ONNX' in card and '.in1k`' not in card
+def test_card_says_which_weights_training_started_from_and_never_the_models_own_tag(tmp_path):
+    model = timm.create_model('tl_vit_nano_patch4_32_8at2', num_classes=10)
+    assert model.pretrained_cfg['tag'] == 'cifar10'  # what a model rebuilt from a checkpoint carries, whatever it trained from
+    provenance = Provenance('fine-tuned', started_from='the weight file w.safetensors')
+    folder = export_model(model, tmp_path / 'file', provenance)
+    config = json.loads((folder / 'config.json').read_text())
+    assert config['tl_models']['started_from'] == 'the weight file w.safetensors'
+    assert '**Started from:** the weight file w.safetensors' in (folder / 'README.md').read_text()
+    unknown = export_model(model, tmp_path / 'unknown', Provenance('a bare checkpoint'))
+    assert 'started_from' not in json.loads((unknown / 'config.json').read_text())['tl_models']
+    assert 'Started from' not in (unknown / 'README.md').read_text()

@@ -55,6 +55,23 @@ def test_run_writes_summary_metrics_checkpoints_and_a_loadable_model(tmp_path, c
     assert metrics['top1'] == pytest.approx(summary['best_top1'], abs=1e-3)
     model = timm.create_model(f"local-dir:{run / 'model'}", pretrained=True)
     assert model.num_classes == 10 and model.pretrained_cfg['input_size'] == (3, 16, 16)
+    # trained from scratch: the card says so, not the variant's default tag
+    assert summary['started_from'] == 'a random initialisation (trained from scratch)'
+    card = (run / 'model' / 'README.md').read_text()
+    assert '**Started from:** a random initialisation (trained from scratch)' in card
+
+
+@pytest.mark.slow
+def test_a_run_started_from_a_weight_file_records_the_file_not_the_variants_tag(tmp_path):
+    first = tmp_path / 'first'
+    train(TrainConfig(output=str(first), epochs=1, warmup_epochs=0))
+    weights = first / 'model' / 'model.safetensors'
+    summary = train(TrainConfig(output=str(tmp_path / 'again'), epochs=1, warmup_epochs=0, pretrained=True,
+                                model_kwargs={'pretrained_cfg_overlay': {'file': str(weights)}}))
+    assert summary['started_from'] == 'the weight file model/model.safetensors'
+    config = json.loads((tmp_path / 'again' / 'model' / 'config.json').read_text())
+    assert config['tl_models']['started_from'] == 'the weight file model/model.safetensors'
+    assert 'tag' not in config['pretrained_cfg'] and 'started_from_tag' not in config['tl_models']
 
 
 @pytest.mark.slow

@@ -98,7 +98,6 @@ def write_shipped_cards(spec: StudySpec, rows: List[ModelRow], results_dir: Path
         config['pretrained_cfg']['description'] = summary
         overlay = result['config'].get('model_kwargs', {}).get('pretrained_cfg_overlay') or {}
         if result['config'].get('pretrained') and overlay.get('file'):  # a weight file, not the tag's own weights
-            config['tl_models'].pop('started_from_tag', None)
             config['tl_models']['started_from'] = spec.pretrained_description or 'a pretrained weight file'
         training = {k: result['config'][k] for k in RECIPE_FIELDS if k in result['config']}
         training.update(schedule='cosine, per step', augmentation=_augmentation(result['config']),

@@ -26,9 +26,11 @@ class Provenance:
         dataset: The dataset they were trained on, if any.
         metrics: Evaluation results, name -> value.
         training: Other facts about the training run (epoch, checkpoint file, EMA), name -> value.
+        started_from: The weights training started from (a tag, a weight file, a random initialisation), if known.
     """
     summary: str
     dataset: Optional[str] = None
+    started_from: Optional[str] = None
     metrics: Dict[str, Any] = dataclasses.field(default_factory=dict)
     training: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -86,13 +88,10 @@ def _rebuilt_as(config: Dict[str, Any]) -> str:
 
 
 def _started_from(config: Dict[str, Any]) -> List[str]:
-    """The weights training started from: a tag of the variant, or, for weights from elsewhere (a converted
-    backbone file), their description (``tl_models.started_from``)."""
-    recorded = config.get('tl_models', {})
-    if recorded.get('started_from'):
-        return [f"- **Started from:** {recorded['started_from']}"]
-    tag = recorded.get('started_from_tag')
-    return [f'- **Started from:** `{_variant(config)}.{tag}`'] if tag else []
+    """The weights training started from (``tl_models.started_from``: a tag, a weight file, a random
+    initialisation), where the export knew it."""
+    started_from = config.get('tl_models', {}).get('started_from')
+    return [f'- **Started from:** {started_from}'] if started_from else []
 
 
 def _details(config: Dict[str, Any], num_params: int) -> List[str]:

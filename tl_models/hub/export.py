@@ -87,13 +87,17 @@ def _model_args(model: nn.Module, architecture: str) -> Dict[str, Any]:
 
 def _finish_config(config: Dict[str, Any], provenance: Provenance) -> Dict[str, Any]:
     """timm's config, named by the architecture that rebuilds it anywhere, described, with the import note; the
-    variant's own name and the tag of the weights it started from go to the ``tl_models`` section."""
+    variant's own name and the weights training started from go to the ``tl_models`` section.
+
+    The model's own tag is dropped: a model rebuilt from a checkpoint carries its variant's default tag, which
+    says nothing about the weights it was trained from (those are the provenance's ``started_from``).
+    """
     variant = config['architecture']
     config['architecture'] = _exported_architecture(variant)
-    tag = config['pretrained_cfg'].pop('tag', None)
+    config['pretrained_cfg'].pop('tag', None)
     config['pretrained_cfg']['description'] = provenance.summary
     config['tl_models'] = {'version': __version__, 'usage': IMPORT_NOTE, 'variant': variant,
-                           **({'started_from_tag': tag} if tag else {})}
+                           **({'started_from': provenance.started_from} if provenance.started_from else {})}
     return config
 
 
@@ -187,6 +191,7 @@ def checkpoint_provenance(
         dataset=dataset,
         metrics=_numbers(run_summary) or _numbers(ckpt.metrics),
         training=training,
+        started_from=run_summary.get('started_from'),
     )
 
 

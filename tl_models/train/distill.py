@@ -16,7 +16,7 @@ its starting weights and is not run.
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import timm
 import torch
@@ -29,8 +29,8 @@ from ..models.adapt_video import video_checkpoint_filter_fn
 from ..registry import twin_name
 from .config import TrainConfig, TrainConfigError
 
-__all__ = ['DistillationLoss', 'StudentWithFeatures', 'describe_distillation', 'init_student_from_teacher',
-           'load_teacher', 'teacher_source']
+__all__ = ['DistillationLoss', 'StudentStart', 'StudentWithFeatures', 'describe_distillation',
+           'init_student_from_teacher', 'load_teacher', 'teacher_source']
 
 _logger = logging.getLogger(__name__)
 _WEIGHT_SOURCES = ('hf_hub_id', 'url', 'file', 'state_dict')
@@ -74,11 +74,17 @@ def load_teacher(config: TrainConfig, device: torch.device) -> nn.Module:
     return teacher.eval().to(device)
 
 
-def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> str:
+class StudentStart(NamedTuple):
+    """What a student starts from: whether it holds the teacher's weights, and a sentence saying what it does."""
+    from_teacher: bool
+    message: str
+
+
+def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> StudentStart:
     """Loads the teacher's weights into the student where they fit, through the TokenLearner models' backbone
     transfer (:func:`~tl_models.models.adapt.checkpoint_filter_fn`, for a video student
     :func:`~tl_models.models.adapt_video.video_checkpoint_filter_fn`; the classifier too, the class counts being
-    equal). Returns a sentence saying what the student starts from; the student is untouched if they do not fit.
+    equal). Returns what the student starts from; the student is untouched if they do not fit.
     """
     state = teacher.state_dict()
     filter_fn = video_checkpoint_filter_fn if model_input(student).is_video else checkpoint_filter_fn
@@ -89,11 +95,12 @@ def init_student_from_teacher(student: nn.Module, teacher: nn.Module) -> str:
     except CheckpointMismatchError as e:
         reason = str(e).strip().splitlines()[0]
     if reason:
-        return f"the student keeps its own initialisation: the teacher's weights do not fit it ({reason})"
+        return StudentStart(False, f"the student keeps its own initialisation: the teacher's weights do not fit it "
+                                   f"({reason})")
     student.load_state_dict(state)
     fresh = sorted({k.split('.')[0] for k in student.state_dict() if k not in teacher.state_dict()})
     new = f" (new: {', '.join(fresh)})" if fresh else ''
-    return f"the student starts from the teacher's weights{new}{_twin_note(student, teacher)}"
+    return StudentStart(True, f"the student starts from the teacher's weights{new}{_twin_note(student, teacher)}")
 
 
 def _twin_note(student: nn.Module, teacher: nn.Module) -> str:

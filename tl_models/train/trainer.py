@@ -42,6 +42,7 @@ from ..weights.checkpoint import load_checkpoint, model_from_checkpoint, save_ch
 from .config import TrainConfig, TrainConfigError
 from .distill import (
     DistillationLoss,
+    StudentStart,
     StudentWithFeatures,
     describe_distillation,
     init_student_from_teacher,
@@ -187,11 +188,15 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     model = timm.create_model(config.model, pretrained=config.pretrained, num_classes=num_classes,
                               drop_path_rate=config.drop_path, img_size=config.img_size, **frames,
                               **config.model_kwargs)
+    started_from = _weights_source(config, model)
     if teacher is not None:
         start = _student_start(config, model, teacher)
+        if start.from_teacher:
+            started_from = f"the teacher's weights ({config.distill_from})"
         if dist.is_main:
             _logger.info('distilling from %s (alpha %g, temperature %g, feature weight %g); %s', config.distill_from,
-                         config.distill_alpha, config.distill_temperature, config.distill_feature_weight, start)
+                         config.distill_alpha, config.distill_temperature, config.distill_feature_weight,
+                         start.message)
     model_name = model.pretrained_cfg['architecture']
     model_args = dict(model._model_args)
     inputs = dataclasses.replace(model_input(model), model=config.model)  # the frames it was built for
@@ -289,7 +294,7 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
                        state.history[-1]['train_images_per_second'])
 
     state.wall_seconds += time.perf_counter() - session_start
-    summary = _summary(config, model_name, train_split, num_classes, net, state, dist)
+    summary = _summary(config, model_name, started_from, train_split, num_classes, net, state, dist)
     if dist.is_main:
         write_json(output / 'summary.json', summary)
         _export_selected(output, _label_names(num_classes, train_split, val_split), data_config, summary)
@@ -298,12 +303,27 @@ def _train(config: TrainConfig, dist: Distributed) -> Dict[str, Any]:
     return summary
 
 
-def _student_start(config: TrainConfig, student: nn.Module, teacher: nn.Module) -> str:
+def _weights_source(config: TrainConfig, model: nn.Module) -> str:
+    """What the model's weights are before training, for the run's summary and model card: its pretrained tag,
+    the weight file a ``pretrained_cfg_overlay`` named, or a random initialisation."""
+    if not config.pretrained:
+        return 'a random initialisation (trained from scratch)'
+    file = (config.model_kwargs.get('pretrained_cfg_overlay') or {}).get('file')
+    if file:
+        return f'the weight file {Path(file).parent.name}/{Path(file).name}'
+    cfg = model.pretrained_cfg
+    if ':' in config.model or not cfg.get('tag'):  # hf-hub:, local-dir:, or weights without a tag
+        return f'`{config.model}`'
+    return f"`{cfg['architecture']}.{cfg['tag']}`"
+
+
+def _student_start(config: TrainConfig, student: nn.Module, teacher: nn.Module) -> StudentStart:
     """Starts the student from the teacher's weights where they fit (unless told otherwise); says what it did."""
     if config.pretrained:
-        return "the student starts from its own pretrained weights (--pretrained), not the teacher's"
+        return StudentStart(False, "the student starts from its own pretrained weights (--pretrained), not the "
+                                   "teacher's")
     if not config.distill_init:
-        return 'the student starts from its own initialisation (--no-distill-init)'
+        return StudentStart(False, 'the student starts from its own initialisation (--no-distill-init)')
     return init_student_from_teacher(student, teacher)
 
 
@@ -329,8 +349,8 @@ def _save_epoch(output: Path, config: TrainConfig, net: nn.Module, ema: Optional
     _write_metrics(output / 'metrics.csv', state.history)
 
 
-def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_classes: int, net: nn.Module,
-             state: _RunState, dist: Distributed) -> Dict[str, Any]:
+def _summary(config: TrainConfig, model_name: str, started_from: str, train_split: SplitData, num_classes: int,
+             net: nn.Module, state: _RunState, dist: Distributed) -> Dict[str, Any]:
     last = state.history[-1] if state.history else {}
     selected_epoch = state.best_epoch if config.select == 'best' else state.epochs_done
     selected = state.history[selected_epoch - 1] if selected_epoch else {}
@@ -342,6 +362,7 @@ def _summary(config: TrainConfig, model_name: str, train_split: SplitData, num_c
     return dict(
         model=model_name,
         model_source=config.model,
+        started_from=started_from,
         dataset=train_split.description,
         num_classes=num_classes,
         epochs=state.epochs_done,
