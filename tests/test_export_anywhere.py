@@ -155,7 +155,7 @@ def test_every_script_that_takes_a_model_name_takes_your_variant_files(own_varia
 
 def test_card_says_which_weights_training_started_from_and_never_the_models_own_tag(tmp_path):
     model = timm.create_model('tl_vit_nano_patch4_32_8at2', num_classes=10)
-    assert model.pretrained_cfg['tag'] == 'cifar10'  # what a model rebuilt from a checkpoint carries, whatever it trained from
+    assert model.pretrained_cfg['tag'] == 'cifar10'  # a rebuilt model carries its default tag, whatever it started from
     provenance = Provenance('fine-tuned', started_from='the weight file w.safetensors')
     folder = export_model(model, tmp_path / 'file', provenance)
     config = json.loads((folder / 'config.json').read_text())

@@ -320,6 +320,26 @@ def test_rows_average_seeds_and_know_their_twin(tmp_path):
     assert learner.gmacs_ratio == pytest.approx(learner.gmacs / twin.gmacs) and learner.speedup('train_model') is None
 
 
+def test_rows_and_speed_build_each_run_with_its_own_model_arguments(tmp_path):
+    """A run that moves its TokenLearner (model_kwargs) is counted and timed as that model, not as its variant."""
+    text = textwrap.dedent("""\
+        recipe: {epochs: 1, batch_size: 16}
+        groups:
+          g:
+            runs:
+              at_1: {model: tl_vit_pico_patch4_16_8at2, options: {model_kwargs: {tokenlearner_loc: 1}}}
+              at_2: {model: tl_vit_pico_patch4_16_8at2}
+              at_2_again: {model: tl_vit_pico_patch4_16_8at2, options: {model_kwargs: {tokenlearner_loc: 2}}}
+        """)
+    study = load_study(_study(tmp_path, text))
+    assert study.architecture(study.runs[0]) == {'tokenlearner_loc': 1}
+    rows = summarise(study, [dict(group='g', run=run.name, seed=0, top1=50.0) for run in study.runs])
+    moved, variant, again = (row.gmacs for row in rows)
+    assert moved < variant == again  # one block fewer on all 16 patch tokens
+    speed = measure_speed(study, None, 'cpu', threads=1, rounds=1, steps=1)
+    assert speed['models']['at_1'] != speed['models']['at_2']  # timed as two models
+
+
 def test_pareto_front_keeps_models_nothing_cheaper_beats():
     rows = [_row('a', 'plain', [70.0], 1.0), _row('b', 'plain', [69.0], 2.0), _row('c', 'tokenlearner', [75.0], 3.0),
             _row('d', 'twin', [74.0], 4.0)]

@@ -54,8 +54,9 @@ def summarise(spec: StudySpec, results: List[Dict[str, Any]], speed: Optional[Di
         done = sorted(by_run.get((group, name), []), key=lambda r: r['seed'])
         if not done:
             continue
-        img_size = spec.config(run).img_size  # a run may feed its model another image size
-        net = timm.create_model(model, num_classes=10, **({'img_size': img_size} if img_size else {}))
+        architecture = spec.architecture(run)  # a run may feed its model another image size, move its TokenLearner
+        net = timm.create_model(model, num_classes=10, **architecture)
+        img_size = architecture.get('img_size')
         input_size = (3, img_size, img_size) if img_size else net.pretrained_cfg['input_size']
         gmacs, params = count_gmacs(net, input_size), count_params_m(net)
         similarity = [statistics.fmean(r['token_similarity'].values()) for r in done if r.get('token_similarity')]

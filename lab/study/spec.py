@@ -137,6 +137,13 @@ class StudySpec:
         """The training configuration of ``run``; ``settings`` (data_dir, output, device, ...) go on top."""
         return TrainConfig(**{**self.recipe, **run.options, 'model': run.model, 'seed': run.seed, **settings})
 
+    def architecture(self, run: RunSpec) -> Dict[str, Any]:
+        """The ``timm.create_model`` arguments that shape ``run``'s model beyond its name: its image size and the
+        ``model_kwargs`` of its options (``tokenlearner_loc``, ``global_pool``, ...), weights left out."""
+        config = self.config(run)
+        kwargs = {k: v for k, v in config.model_kwargs.items() if k != 'pretrained_cfg_overlay'}
+        return {**kwargs, **({'img_size': config.img_size} if config.img_size else {})}
+
 
 def _fail(path: Path, key: str, problem: str) -> None:
     raise StudyConfigError(f"{path}: key '{key}': {problem}")

@@ -12,6 +12,7 @@ All models are built in one process and timed in interleaved rounds (:mod:`tl_mo
 so a slow stretch of the machine is shared by all of them; each keeps its median over rounds. Run it on an
 otherwise idle machine: the training runs' own img/s are taken while other runs share the cores.
 """
+import json
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import timm
@@ -110,14 +111,13 @@ def measure_speed(
     steps_by_entry: Dict[str, Callable[[], None]] = {}
     measured: Dict[str, str] = {}  # run name -> the entry that measures its (model, image size)
     for name, run in named.items():
-        img_size = spec.config(run).img_size
-        entry = f'{run.model}@{img_size}'
+        architecture = spec.architecture(run)  # a run may feed its model another image size, move its TokenLearner
+        entry = f'{run.model}@{json.dumps(architecture, sort_keys=True)}'
         measured[name] = entry
         if any(k.startswith(f'{entry}|') for k in steps_by_entry):
             continue
         torch.manual_seed(0)
-        model = timm.create_model(run.model, num_classes=num_classes,
-                                  **({'img_size': img_size} if img_size else {})).to(target)
+        model = timm.create_model(run.model, num_classes=num_classes, **architecture).to(target)
         data_config = model_data_config(model)
         built = model_input(model)
         if not config.preload:  # timm's loader sets its transform on the dataset: each model reads its own
