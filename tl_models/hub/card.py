@@ -30,9 +30,9 @@ class Provenance:
     """
     summary: str
     dataset: Optional[str] = None
-    started_from: Optional[str] = None
     metrics: Dict[str, Any] = dataclasses.field(default_factory=dict)
     training: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    started_from: Optional[str] = None
 
 
 def _front_matter(license_id: str, dataset: Optional[str]) -> str:
